@@ -4,6 +4,41 @@ diffusion purification for adversarially robust brain-tumour MRI classification.
 Implements, as scikit-learn estimators, the method of "Diffusion-Based Feature
 Denoising and Using NNMF for Robust Brain Tumor Classification" (CVPR 2026,
 arXiv 2603.13182), with an honest robustness evaluation on top.
+
+Public names are imported lazily, so ``import sknnmfdiff`` stays cheap until a
+name is used.
 """
 
+import importlib
+
 __version__ = "0.1.0.dev0"
+
+_LAZY = {
+    "KLNMFTransformer": "sknnmfdiff.decomposition",
+    "StatSelector": "sknnmfdiff.feature_selection",
+    "SkorchCNNClassifier": "sknnmfdiff.classifier",
+    "DiffusionPurifier": "sknnmfdiff.purification",
+    "make_paper_pipeline": "sknnmfdiff.pipeline",
+    "make_baseline_pipeline": "sknnmfdiff.pipeline",
+    "to_torch_module": "sknnmfdiff.torch_adapter",
+    "evaluate_robustness": "sknnmfdiff.evaluation",
+    "load_mri_folder": "sknnmfdiff.datasets",
+    "find_duplicates": "sknnmfdiff.datasets",
+    "paper_split": "sknnmfdiff.datasets",
+    "make_phantom_mri": "sknnmfdiff.datasets",
+    "InconsistentVersionWarning": "sknnmfdiff._persistence",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sknnmfdiff' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
