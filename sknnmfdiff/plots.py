@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 __all__ = [
     "plot_nmf_basis",
@@ -40,6 +41,13 @@ logger = logging.getLogger(__name__)
 #: Colours for highlighted (selected) and other features in bar charts.
 _SELECTED_COLOR = "tab:orange"
 _OTHER_COLOR = "tab:gray"
+
+#: Axis labels for the criteria of StatSelector (scores: higher is better).
+_CRITERION_LABELS = {
+    "auc": "|AUC - 0.5|",
+    "cohen_d": "|Cohen's d|",
+    "welch_p": "-log10 p (Welch)",
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -114,12 +122,6 @@ def _optional_labels(name, value, n_samples):
             f"got shape {arr.shape}."
         )
     return arr
-
-
-def _is_p_value_criterion(criterion):
-    """A criterion whose name ends in ``_p``/``p_value``/``pvalue`` holds p-values."""
-    name = str(criterion).lower()
-    return name.endswith("_p") or name.endswith("pvalue") or name.endswith("p_value")
 
 
 # --------------------------------------------------------------------------- figures
@@ -264,67 +266,97 @@ def plot_feature_scores(
     """Bar charts of the per-criterion feature scores used for selection.
 
     One panel per criterion (small multiples), one bar per feature, selected
-    features highlighted. Criteria whose name ends in ``_p``, ``p_value`` or
-    ``pvalue`` are p-values and are drawn as ``-log10(p)`` with a dashed line at
-    ``p = 0.05``; an AUC criterion (name containing ``"auc"``) gets a line at the
-    chance level 0.5; other criteria get a line at 0. The paper ranks the 15
-    NMF components by the aggregate rank of ROC-AUC, Cohen's d and Welch's
-    t-test p-value.
+    features highlighted. The scores follow the convention of
+    :class:`sknnmfdiff.feature_selection.StatSelector` (``scores_``), where
+    higher is better in every criterion: ``"auc"`` is ``|ROC-AUC - 0.5|`` (in
+    [0, 0.5]), ``"cohen_d"`` is ``|Cohen's d|``, and ``"welch_p"`` is Welch's
+    p-value on the ``-log10(p)`` scale, drawn with a dashed line at ``p = 0.05``.
+    The paper ranks the 15 NMF components by the aggregate rank of these three
+    criteria.
 
     Parameters
     ----------
-    scores : mapping of str to array-like of shape (n_features,), or array-like of shape (n_criteria, n_features)
-        Scores per criterion. A mapping is read at the keys in ``criteria``; an
-        array has one row per entry of ``criteria``, in that order. NaN marks a
-        degenerate feature (e.g. constant) and draws no bar.
+    scores : StatSelector, mapping of str to array-like of shape (n_features,), or array-like of shape (n_features, n_criteria)
+        Either a fitted ``StatSelector`` (its ``scores_``, ``criteria_``,
+        ``get_support()`` and, when present, ``feature_names_in_`` are used), a
+        mapping from criterion name to one score per feature, or an array whose
+        columns are the entries of ``criteria`` in order (the layout of
+        ``StatSelector.scores_``). NaN marks an undefined score (a degenerate
+        feature) and draws no bar but an ``"n/a"`` mark; ``+inf`` (a perfect
+        separator) draws a hatched bar to the top of the panel marked ``"inf"``.
     criteria : sequence of str, default=("auc", "cohen_d", "welch_p")
-        Criteria to draw, in panel order.
+        Criteria to draw, in panel order. With a fitted ``StatSelector`` the
+        criteria it did not compute are skipped.
     support : array-like of shape (n_features,), optional
-        Boolean mask of the selected features (``StatSelector.get_support()``),
-        or integer indices of them. Selected bars are orange, others gray.
+        Boolean mask of the selected features, or their integer indices.
+        Defaults to ``scores.get_support()`` for a selector, else nothing is
+        highlighted. Selected bars are orange, others gray.
     feature_names : sequence of str, optional
-        Tick labels, one per feature. Defaults to ``"0"``, ``"1"``, ...
+        Tick labels, one per feature. Defaults to the selector's
+        ``feature_names_in_`` when present, else ``"0"``, ``"1"``, ...
 
     Returns
     -------
     fig : matplotlib.figure.Figure
-        One axes per criterion.
+        One axes per drawn criterion.
 
     Raises
     ------
     ValueError
-        If ``criteria`` is empty, a criterion is missing from ``scores``, the
-        score arrays differ in length or are not 1-D, a p-value lies outside
-        [0, 1], or ``support``/``feature_names`` do not match the number of
-        features.
+        If no criterion is left to draw, a criterion is missing from a mapping,
+        the score arrays differ in length or have the wrong rank, a score is
+        negative or ``-inf``, or ``support``/``feature_names`` do not match the
+        number of features.
     """
-    criteria = [str(c) for c in criteria] if not isinstance(criteria, str) else [criteria]
-    if not criteria:
-        raise ValueError("criteria must name at least one criterion; got an empty sequence.")
-    if hasattr(scores, "keys"):
+    criteria = [criteria] if isinstance(criteria, str) else [str(c) for c in criteria]
+    default_support = None
+    default_names = None
+    if hasattr(scores, "scores_") and hasattr(scores, "criteria_"):
+        selector = scores
+        fitted = list(selector.criteria_)
+        skipped = [c for c in criteria if c not in fitted]
+        if skipped:
+            logger.info("plot_feature_scores: selector did not compute %s; skipped", skipped)
+        criteria = [c for c in criteria if c in fitted]
+        table = np.asarray(selector.scores_, dtype=np.float64)[:, [fitted.index(c) for c in criteria]]
+        default_support = selector.get_support()
+        default_names = getattr(selector, "feature_names_in_", None)
+    elif hasattr(scores, "keys"):
         missing = [c for c in criteria if c not in scores]
         if missing:
             raise ValueError(
                 f"scores has no entry for criteria {missing}; available: {sorted(scores.keys())}."
             )
-        rows = [_as_float_array(f"scores[{c!r}]", scores[c], ndim=1, allow_nan=True)
-                for c in criteria]
-        lengths = {r.shape[0] for r in rows}
-        if len(lengths) != 1:
+        rows = [np.asarray(scores[c], dtype=np.float64) for c in criteria]
+        for c, r in zip(criteria, rows):
+            if r.ndim != 1:
+                raise ValueError(f"scores[{c!r}] must be 1-D (one score per feature); got {r.shape}.")
+        if len({r.shape[0] for r in rows}) > 1:
             raise ValueError(
                 "all score arrays must have the same length (one score per feature); got "
                 + ", ".join(f"{c}: {r.shape[0]}" for c, r in zip(criteria, rows)) + "."
             )
-        table = np.stack(rows)
+        table = np.column_stack(rows) if rows else np.empty((0, 0))
     else:
-        table = _as_float_array("scores", scores, ndim=2, allow_nan=True)
-        if table.shape[0] != len(criteria):
+        table = np.asarray(scores, dtype=np.float64)
+        if table.ndim != 2 or table.shape[1] != len(criteria):
             raise ValueError(
-                f"scores as an array must have one row per criterion ({len(criteria)}: "
-                f"{criteria}); got shape {table.shape}."
+                f"scores as an array must have shape (n_features, {len(criteria)}), one column "
+                f"per criterion {criteria}; got shape {table.shape}."
             )
-    n_features = table.shape[1]
+    if not criteria:
+        raise ValueError("criteria must name at least one criterion to draw; none is left.")
+    if table.shape[0] == 0:
+        raise ValueError("scores holds no feature (0 rows).")
+    if (table < 0).any() or np.isneginf(table).any():
+        raise ValueError(
+            "scores must be non-negative (higher is better, p-values as -log10(p), AUC as "
+            f"|AUC - 0.5|); min value is {np.nanmin(table):.3g}."
+        )
+    n_features = table.shape[0]
 
+    if support is None:
+        support = default_support
     selected = np.zeros(n_features, dtype=bool)
     if support is not None:
         sup = np.asarray(support)
@@ -346,6 +378,8 @@ def plot_feature_scores(
                 f"indices; got dtype {sup.dtype} and shape {sup.shape}."
             )
     if feature_names is None:
+        feature_names = default_names
+    if feature_names is None:
         names = [str(j) for j in range(n_features)]
     else:
         names = [str(n) for n in feature_names]
@@ -359,39 +393,35 @@ def plot_feature_scores(
     axes = fig.subplots(n_panels, 1, squeeze=False, sharex=True)[:, 0]
     colors = np.where(selected, _SELECTED_COLOR, _OTHER_COLOR).tolist()
     x = np.arange(n_features)
-    for ax, criterion, values in zip(axes, criteria, table):
-        if _is_p_value_criterion(criterion):
-            finite = values[~np.isnan(values)]
-            if finite.size and (finite.min() < 0 or finite.max() > 1):
-                raise ValueError(
-                    f"scores[{criterion!r}] holds p-values and must lie in [0, 1]; got range "
-                    f"[{finite.min():.3g}, {finite.max():.3g}]."
-                )
-            # p = 0 (underflow) is drawn at the smallest positive double, not infinity.
-            heights = -np.log10(np.clip(values, np.finfo(np.float64).tiny, 1.0))
-            ax.axhline(-np.log10(0.05), color="black", linestyle="--", linewidth=0.8,
-                       label="p = 0.05")
-            ax.set_ylabel(f"-log10 {criterion}")
-        else:
-            heights = values
-            ref = 0.5 if "auc" in criterion.lower() else 0.0
-            ax.axhline(ref, color="black", linestyle="--", linewidth=0.8)
-            ax.set_ylabel(criterion)
-        ax.bar(x, np.nan_to_num(heights, nan=0.0), color=colors)
+    for ax, criterion, values in zip(axes, criteria, table.T):
+        finite = values[np.isfinite(values)]
+        top = float(finite.max()) if finite.size else 0.0
+        if criterion == "welch_p":
+            top = max(top, -np.log10(0.05))
+            ax.axhline(-np.log10(0.05), color="black", linestyle="--", linewidth=0.8)
+            ax.annotate("p = 0.05", (1.0, -np.log10(0.05)), xycoords=("axes fraction", "data"),
+                        ha="right", va="bottom", fontsize="x-small")
+        top = top * 1.1 if top > 0 else 1.0
+        inf = np.isposinf(values)
+        heights = np.where(inf, top, np.nan_to_num(values, nan=0.0))
+        bars = ax.bar(x, heights, color=colors)
+        for j in np.flatnonzero(inf):
+            bars[j].set_hatch("//")
+            ax.annotate("inf", (j, top), ha="center", va="bottom", fontsize="x-small")
         for j in np.flatnonzero(np.isnan(values)):
             ax.annotate("n/a", (j, 0), ha="center", va="bottom", fontsize="x-small")
+        ax.set_ylim(0, top * 1.12)
+        ax.set_ylabel(_CRITERION_LABELS.get(criterion, criterion))
     axes[-1].set_xticks(x)
     axes[-1].set_xticklabels(names, rotation=90 if max(map(len, names)) > 3 else 0)
     axes[-1].set_xlabel("feature")
     if selected.any():
-        from matplotlib.patches import Patch
-
         axes[0].legend(
             handles=[Patch(color=_SELECTED_COLOR, label="selected"),
                      Patch(color=_OTHER_COLOR, label="not selected")],
             fontsize="x-small", loc="best",
         )
-    fig.suptitle("feature scores per criterion")
+    fig.suptitle("feature scores per criterion (higher is better)")
     return fig
 
 

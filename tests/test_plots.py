@@ -105,16 +105,16 @@ def test_plot_class_activation_heatmap_errors(rng):
 # --------------------------------------------------------------------- feature scores
 def _scores(rng, n=15):
     return {
-        "auc": rng.uniform(0.3, 0.9, n),
-        "cohen_d": rng.normal(size=n),
-        "welch_p": rng.uniform(0, 1, n),
+        "auc": rng.uniform(0.0, 0.4, n),
+        "cohen_d": np.abs(rng.normal(size=n)),
+        "welch_p": -np.log10(rng.uniform(1e-6, 1, n)),
     }
 
 
 @pytest.mark.parametrize("support_kind", ["mask", "indices", None])
 def test_plot_feature_scores(rng, tmp_path, support_kind):
     scores = _scores(rng)
-    scores["welch_p"][0] = 0.0  # underflowed p-value must not give infinite bars
+    scores["welch_p"][0] = np.inf  # p underflowed: a perfect separator
     scores["welch_p"][1] = np.nan  # degenerate feature
     mask = np.zeros(15, dtype=bool)
     mask[[0, 3, 7]] = True
@@ -125,8 +125,12 @@ def test_plot_feature_scores(rng, tmp_path, support_kind):
     heights = np.array([patch.get_height() for patch in p_ax.patches])
     assert heights.shape == (15,)
     assert np.isfinite(heights).all()
-    np.testing.assert_allclose(heights[2:], -np.log10(scores["welch_p"][2:]))
+    assert heights[0] >= heights[2:].max()  # inf drawn to the top of the panel
+    assert heights[1] == 0.0
+    np.testing.assert_allclose(heights[2:], scores["welch_p"][2:])
     assert "log10" in p_ax.get_ylabel()
+    texts = [t.get_text() for t in p_ax.texts]
+    assert "inf" in texts and "n/a" in texts
     colours = [patch.get_facecolor() for patch in fig.axes[0].patches]
     if support_kind is not None:
         assert colours[0] != colours[1] and colours[0] == colours[3]
@@ -136,13 +140,31 @@ def test_plot_feature_scores(rng, tmp_path, support_kind):
 
 
 def test_plot_feature_scores_array_and_names(rng, tmp_path):
-    table = np.vstack([rng.uniform(0.4, 0.8, 4), rng.normal(size=4)])
+    table = np.column_stack([rng.uniform(0.0, 0.3, 4), np.abs(rng.normal(size=4))])
     fig = plot_feature_scores(
         table, criteria=("auc", "cohen_d"), feature_names=["a", "b", "c", "d"]
     )
     assert len(fig.axes) == 2
     assert [t.get_text() for t in fig.axes[-1].get_xticklabels()] == ["a", "b", "c", "d"]
+    np.testing.assert_allclose([p.get_height() for p in fig.axes[1].patches], table[:, 1])
     _saves_png(fig, tmp_path, "scores2.png")
+
+
+def test_plot_feature_scores_from_stat_selector(rng, tmp_path):
+    fs = pytest.importorskip("sknnmfdiff.feature_selection")
+    y = np.repeat([0, 1], 30)
+    X = rng.normal(size=(60, 6))
+    X[:, 2] += 2.0 * y
+    sel = fs.StatSelector(k=2).fit(X, y)
+    fig = plot_feature_scores(sel)
+    assert len(fig.axes) == len(sel.criteria_)
+    for ax, col in zip(fig.axes, sel.scores_.T):
+        np.testing.assert_allclose([p.get_height() for p in ax.patches], col)
+    colours = [p.get_facecolor() for p in fig.axes[0].patches]
+    chosen = sel.get_support(indices=True)
+    assert all(colours[j] == colours[chosen[0]] for j in chosen)
+    assert colours[chosen[0]] != colours[np.flatnonzero(~sel.get_support())[0]]
+    _saves_png(fig, tmp_path, "selector.png")
 
 
 def test_plot_feature_scores_errors(rng):
@@ -151,16 +173,16 @@ def test_plot_feature_scores_errors(rng):
         plot_feature_scores(scores, criteria=("auc", "mi"))
     with pytest.raises(ValueError, match="same length"):
         plot_feature_scores({**scores, "auc": scores["auc"][:5]})
-    with pytest.raises(ValueError, match="one row per criterion"):
-        plot_feature_scores(np.ones((2, 15)))
+    with pytest.raises(ValueError, match="one column"):
+        plot_feature_scores(np.ones((15, 2)))
     with pytest.raises(ValueError, match="boolean mask"):
         plot_feature_scores(scores, support=np.ones(4, dtype=bool))
     with pytest.raises(ValueError, match="indices"):
         plot_feature_scores(scores, support=np.array([20]))
     with pytest.raises(ValueError, match="feature_names"):
         plot_feature_scores(scores, feature_names=["a"])
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        plot_feature_scores({**scores, "welch_p": scores["welch_p"] + 1.5})
+    with pytest.raises(ValueError, match="non-negative"):
+        plot_feature_scores({**scores, "cohen_d": -scores["cohen_d"]})
     with pytest.raises(ValueError, match="at least one"):
         plot_feature_scores(scores, criteria=())
 
