@@ -1,0 +1,463 @@
+"""A scikit-learn classifier around a skorch-trained 1-D CNN.
+
+:class:`SkorchCNNClassifier` is the last stage of the paper's pipeline (arXiv
+2603.13182, Sec. 3, "classifier"): a small 1-D CNN (:class:`~sknnmfdiff._torch_cnn.CNN1d`)
+over the selected (and, in the defended pipeline, purified) NMF features. It wraps a
+skorch :class:`~skorch.NeuralNetClassifier` built in ``fit`` rather than subclassing
+it, so that it follows scikit-learn's conventions: parameters only stored in
+``__init__``, labels of any type, seeded training that leaves the caller's torch
+random state untouched.
+"""
+
+import logging
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from scipy.special import softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.model_selection import StratifiedShuffleSplit
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._persistence import VersionedEstimatorMixin
+from ._torch_cnn import CNN1d
+
+__all__ = ["SkorchCNNClassifier", "NoValidationSplitWarning"]
+
+logger = logging.getLogger(__name__)
+
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+class NoValidationSplitWarning(UserWarning):
+    """The training set is too small for a stratified validation split, so the
+    network is trained for ``max_epochs`` without early stopping."""
+
+
+def _torch_seed(random_state):
+    """A 63-bit seed for torch drawn from ``random_state``.
+
+    ``None`` draws from fresh OS entropy (a different seed each call) rather than from
+    numpy's global generator; an int seeds a :class:`numpy.random.Generator`; a
+    :class:`numpy.random.RandomState` instance is drawn from (and so advanced).
+    """
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**62, dtype=np.int64))
+    return int(np.random.default_rng(random_state).integers(0, 2**62))
+
+
+def _resolve_device(device):
+    """torch device string for the ``device`` parameter; ValueError if CUDA is missing."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device='cuda' but torch finds no CUDA device; use device='cpu' or 'auto'."
+        )
+    return device
+
+
+class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """1-D CNN classifier over feature vectors, trained by skorch, seeded and sklearn-compatible.
+
+    The classifier stage of Diffusion-Based Feature Denoising and Using NNMF for Robust
+    Brain Tumor Classification (CVPR 2026, arXiv 2603.13182, Sec. 3). The paper does
+    not give the CNN's layers or training settings: the architecture
+    (:class:`~sknnmfdiff._torch_cnn.CNN1d`) and the defaults here are our choices.
+
+    ``fit`` builds a skorch :class:`~skorch.NeuralNetClassifier` (``net_``) with
+    ``module=CNN1d``, ``criterion=torch.nn.CrossEntropyLoss`` on logits (class-weighted
+    when ``class_weight`` is set) and trains it on float32 features and int64 labels
+    ``0..n_classes-1`` (the positions of the labels in ``classes_``).
+
+    **Early stopping.** With ``early_stopping=True``, a stratified validation split of
+    ``ceil(validation_fraction * n_samples)`` samples is drawn from ``random_state``
+    (:class:`sklearn.model_selection.StratifiedShuffleSplit`) and passed to skorch as a
+    predefined split; skorch's :class:`~skorch.callbacks.EarlyStopping` stops after
+    ``patience`` epochs without a relative improvement of 1e-4 in validation loss and
+    restores the weights of the best epoch (``load_best=True``). The split needs at
+    least 2 samples in every class and room for one sample of each class on both sides;
+    when the data are smaller than that, the net is trained on all samples for
+    ``max_epochs`` and a :class:`NoValidationSplitWarning` is issued. With
+    ``early_stopping=False`` all samples are used for ``max_epochs``.
+
+    **Randomness.** Weight initialisation, shuffling, dropout and the validation split
+    all derive from ``random_state``: one seed is drawn from it and skorch runs inside
+    :func:`torch.random.fork_rng`, so the caller's global torch RNG state (CPU, and the
+    CUDA device used) is left as it was. Two fits with the same int ``random_state``
+    on CPU give identical weights and probabilities; on CUDA, cuDNN kernels may still
+    differ in the last bits. ``random_state=None`` draws a fresh seed from OS entropy.
+    The number of torch threads is not changed.
+
+    **Persistence.** A model fitted on CUDA unpickles on a CPU-only machine: skorch maps
+    the net's tensors to the CPU (with a warning) and prediction uses ``net_``'s device.
+
+    Parameters
+    ----------
+    width : int, default=16
+        Channels of both convolution blocks of the CNN, >= 1.
+    dropout : float, default=0.1
+        Dropout probability before the CNN's linear head, in [0, 1).
+    lr : float, default=1e-2
+        Learning rate, > 0.
+    max_epochs : int, default=100
+        Maximum number of passes over the training samples, >= 1.
+    batch_size : int, default=64
+        Mini-batch size, >= 1. When the training set would leave a last batch of
+        exactly one sample, that batch is dropped in each (shuffled) epoch, since batch
+        normalisation cannot train on it.
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        :class:`torch.optim.Adam`, :class:`torch.optim.AdamW` or
+        :class:`torch.optim.SGD` (with momentum 0.9).
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled for ``"adamw"``), >= 0.
+    early_stopping : bool, default=True
+        Hold out a stratified validation split and stop on its loss (see above).
+    patience : int, default=10
+        Epochs without improvement of the validation loss before stopping, >= 1.
+    validation_fraction : float, default=0.1
+        Fraction of the samples held out for early stopping, in (0, 1).
+    class_weight : "balanced", dict or None, default=None
+        Weights of the classes in the cross-entropy loss. ``"balanced"`` uses
+        ``n_samples / (n_classes * count(class))`` over the samples passed to ``fit``;
+        a dict maps labels (as in ``y``) to weights, missing labels weighing 1.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where to train; ``"auto"`` picks CUDA when available.
+    random_state : int, RandomState instance or None, default=None
+        Source of all randomness of ``fit`` (see above).
+    verbose : int, default=0
+        When > 0, skorch's per-epoch table is sent to this module's logger at INFO
+        level (never printed).
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNetClassifier
+        The trained net; ``net_.module_`` is the :class:`CNN1d`, mapping float32
+        (N, n_features_in_) to logits (N, n_classes), in eval mode after ``fit``.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels; the net's output ``j`` is ``classes_[j]``.
+    class_weight_ : ndarray of shape (n_classes,), float64 or None
+        The loss weights used, in the order of ``classes_``.
+    device_ : str
+        The device the net was trained on.
+    history_ : skorch.History
+        skorch's per-epoch record (``train_loss``, ``valid_loss``, ...).
+    n_epochs_ : int
+        Number of epochs run (the best epoch's weights are kept under early stopping).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,), dtype=object
+        Names of the features seen in ``fit``, when ``X`` has string column names.
+
+    Raises
+    ------
+    ValueError
+        From ``fit``: fewer than two classes, continuous ``y``, NaN or infinite ``X``,
+        ``device="cuda"`` without CUDA, a ``class_weight`` dict with unknown labels.
+
+    References
+    ----------
+    .. [1] "Diffusion-Based Feature Denoising and Using NNMF for Robust Brain Tumor
+       Classification", CVPR 2026, arXiv 2603.13182.
+    .. [2] skorch developers, "skorch: a scikit-learn compatible neural network
+       library that wraps PyTorch", https://skorch.readthedocs.io.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknnmfdiff.classifier import SkorchCNNClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 5))
+    >>> y = np.where(X[:, 0] + X[:, 3] > 0, "tumor", "notumor")
+    >>> clf = SkorchCNNClassifier(max_epochs=30, random_state=0).fit(X, y)
+    >>> clf.classes_
+    array(['notumor', 'tumor'], dtype='<U7')
+    >>> clf.predict_proba(X[:3]).shape
+    (3, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "width": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS))],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "device": [StrOptions({"cpu", "cuda", "auto"})],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        width=16,
+        dropout=0.1,
+        lr=1e-2,
+        max_epochs=100,
+        batch_size=64,
+        optimizer="adam",
+        weight_decay=0.0,
+        early_stopping=True,
+        patience=10,
+        validation_fraction=0.1,
+        class_weight=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.width = width
+        self.dropout = dropout
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.class_weight = class_weight
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ helpers
+    def _class_weights(self, y_idx, n_classes):
+        """Loss weights in the order of ``classes_`` (None when unweighted)."""
+        if self.class_weight is None:
+            return None
+        if isinstance(self.class_weight, dict):
+            unknown = [c for c in self.class_weight if c not in set(self.classes_.tolist())]
+            if unknown:
+                raise ValueError(
+                    f"class_weight has labels {unknown!r} that are not in y; the classes "
+                    f"are {self.classes_.tolist()!r}."
+                )
+            return np.array(
+                [float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()]
+            )
+        return compute_class_weight("balanced", classes=np.arange(n_classes), y=y_idx)
+
+    def _validation_split(self, y_idx, n_classes, seed):
+        """(train, valid) index arrays, or None when no split is possible or wanted."""
+        if not self.early_stopping:
+            return None
+        n = y_idx.shape[0]
+        n_valid = math.ceil(self.validation_fraction * n)
+        counts = np.bincount(y_idx, minlength=n_classes)
+        if counts.min() < 2 or n_valid < n_classes or n - n_valid < n_classes:
+            warnings.warn(
+                f"{n} samples (smallest class {int(counts.min())}) are too few for a "
+                f"stratified validation split of validation_fraction="
+                f"{self.validation_fraction}; training on all samples for max_epochs="
+                f"{self.max_epochs} without early stopping.",
+                NoValidationSplitWarning,
+                stacklevel=3,
+            )
+            return None
+        splitter = StratifiedShuffleSplit(
+            n_splits=1, test_size=n_valid, random_state=seed % 2**32
+        )
+        return next(splitter.split(np.zeros((n, 1)), y_idx))
+
+    def _build_net(self, n_features, n_classes, n_train, weights, valid, device):
+        from skorch import NeuralNetClassifier
+        from skorch.callbacks import EarlyStopping
+        from skorch.dataset import Dataset
+        from skorch.helper import predefined_split
+
+        optimizer = _OPTIMIZERS[self.optimizer]
+        kwargs = {}
+        if self.optimizer == "sgd":
+            kwargs["optimizer__momentum"] = 0.9
+        callbacks = []
+        train_split = None
+        if valid is not None:
+            train_split = predefined_split(Dataset(*valid))
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss",
+                        patience=self.patience,
+                        load_best=True,
+                        sink=logger.info,
+                    ),
+                )
+            )
+        if weights is not None:
+            kwargs["criterion__weight"] = torch.as_tensor(weights, dtype=torch.float32)
+        return NeuralNetClassifier(
+            module=CNN1d,
+            module__n_features=n_features,
+            module__n_classes=n_classes,
+            module__width=self.width,
+            module__dropout=self.dropout,
+            criterion=torch.nn.CrossEntropyLoss,
+            optimizer=optimizer,
+            optimizer__weight_decay=self.weight_decay,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train__shuffle=True,
+            iterator_train__drop_last=(n_train % self.batch_size == 1),
+            train_split=train_split,
+            callbacks=callbacks,
+            callbacks__print_log__sink=logger.info,
+            classes=np.arange(n_classes),
+            device=device,
+            verbose=self.verbose,
+            **kwargs,
+        )
+
+    @staticmethod
+    def _as_float32(X):
+        """C-contiguous, writeable float32 copy-if-needed of ``X`` (torch needs both)."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        return X if X.flags.writeable else X.copy()
+
+    # -------------------------------------------------------------------- API
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train the CNN on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Feature vectors; any real dtype, cast to float32. NaN and infinite values
+            are rejected.
+        y : array-like of shape (n_samples,)
+            Class labels of any type (ints, {-1, 1}, strings), at least two classes.
+
+        Returns
+        -------
+        self : SkorchCNNClassifier
+            The fitted classifier.
+
+        Raises
+        ------
+        ValueError
+            If ``y`` has fewer than two classes or is continuous, ``device="cuda"``
+            without CUDA, or ``class_weight`` names labels absent from ``y``.
+        """
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        n_classes = self.classes_.shape[0]
+        if n_classes < 2:
+            raise ValueError(
+                "SkorchCNNClassifier needs samples of at least 2 classes in y; got 1 "
+                f"class ({self.classes_[0]!r})."
+            )
+        y_idx = encoder.transform(y).astype(np.int64)
+        X = self._as_float32(X)
+        device = _resolve_device(self.device)
+        seed = _torch_seed(self.random_state)
+
+        weights = self._class_weights(y_idx, n_classes)
+        split = self._validation_split(y_idx, n_classes, seed)
+        if split is None:
+            X_tr, y_tr, valid = X, y_idx, None
+        else:
+            tr, va = split
+            X_tr, y_tr, valid = X[tr], y_idx[tr], (X[va], y_idx[va])
+
+        net = self._build_net(X.shape[1], n_classes, X_tr.shape[0], weights, valid, device)
+        if device.startswith("cuda"):
+            index = torch.device(device).index
+            index = torch.cuda.current_device() if index is None else index
+            fork_devices = [index]
+        else:
+            fork_devices = []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.random.default_generator.manual_seed(seed)
+            for index in fork_devices:
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(seed)
+            net.fit(X_tr, y_tr)
+        net.module_.eval()
+
+        self.net_ = net
+        self.class_weight_ = weights
+        self.device_ = device
+        self.history_ = net.history
+        self.n_epochs_ = len(net.history)
+        logger.info(
+            "SkorchCNNClassifier: %d epochs on %d samples (%s), final train loss %.4g",
+            self.n_epochs_,
+            X_tr.shape[0],
+            device,
+            net.history[-1, "train_loss"],
+        )
+        return self
+
+    def _logits(self, X):
+        """float64 logits (n_samples, n_classes) of validated ``X``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        X = self._as_float32(X)
+        # skorch's forward: eval mode, no grad, batched, collected on the CPU.
+        logits = self.net_.forward(X, training=False, device="cpu")
+        return logits.numpy().astype(np.float64)
+
+    def decision_function(self, X):
+        """Logits of the CNN.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features_in_)
+            Feature vectors, cast to float32.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes), float64
+            For two classes, ``logit[classes_[1]] - logit[classes_[0]]`` (positive means
+            ``classes_[1]``); otherwise the logits, column ``j`` for ``classes_[j]``.
+        """
+        logits = self._logits(X)
+        if logits.shape[1] == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
+
+    def predict_proba(self, X):
+        """Class probabilities: the softmax of the CNN's logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features_in_)
+            Feature vectors, cast to float32.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes), float64
+            Probabilities in [0, 1], rows summing to 1; column ``j`` is ``classes_[j]``.
+        """
+        return softmax(self._logits(X), axis=1)
+
+    def predict(self, X):
+        """Most probable class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features_in_)
+            Feature vectors, cast to float32.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        logits = self._logits(X)
+        return self.classes_[np.argmax(logits, axis=1)]
