@@ -1,0 +1,249 @@
+"""Tests of KLNMFTransformer (sknnmfdiff.decomposition)."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from scipy.optimize import nnls as scipy_nnls
+from sklearn.decomposition import NMF
+from sklearn.decomposition._nmf import _beta_divergence, _initialize_nmf
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.estimator_checks import (
+    check_param_validation,
+    check_set_output_transform,
+    check_transformer_get_feature_names_out,
+    parametrize_with_checks,
+)
+
+from sknnmfdiff._torch_nnls import NNLSProjection
+from sknnmfdiff.decomposition import KLNMFTransformer, _kl_divergence
+
+
+def _data(seed=0, n=50, f=120, r=6):
+    """Non-negative low-rank-plus-noise data with exact zeros (like MRI background)."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, r)) @ rng.random((r, f)) + 0.1 * rng.random((n, f))
+    X[X < np.quantile(X, 0.25)] = 0.0
+    return X
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X = _data()
+    return X, KLNMFTransformer(n_components=5, max_iter=60, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("init", ["nndsvda", "nndsvdar", "random"])
+def test_loss_matches_sklearn_at_equal_iterations(init):
+    X = _data(1)
+    n_iter = 40
+    ours = KLNMFTransformer(5, init=init, max_iter=n_iter, tol=0, random_state=0).fit(X)
+    W0, H0 = _initialize_nmf(X.astype(np.float32), 5, init=init, eps=1e-6, random_state=0)
+    ref = NMF(5, init="custom", beta_loss="kullback-leibler", solver="mu",
+              max_iter=n_iter, tol=0).fit(X, W=W0.astype(float), H=H0.astype(float))
+    assert ours.n_iter_ == n_iter
+    assert abs(ours.reconstruction_err_ - ref.reconstruction_err_) <= 0.01 * ref.reconstruction_err_
+
+
+def test_kl_divergence_definition_matches_sklearn():
+    X = _data(2).astype(np.float32)
+    rng = np.random.default_rng(0)
+    W, H = rng.random((X.shape[0], 4)), rng.random((4, X.shape[1]))
+    W[0] = 0.0  # WH = 0 where X > 0: clamped like sklearn
+    ours = _kl_divergence(torch.tensor(X), torch.tensor(W, dtype=torch.float32),
+                          torch.tensor(H, dtype=torch.float32))
+    ref = _beta_divergence(X, W.astype(np.float32), H.astype(np.float32), 1)
+    assert ours == pytest.approx(ref, rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("init", ["nndsvda", "random"])
+def test_loss_never_increases(dtype, init):
+    X = _data(3)
+    m = KLNMFTransformer(4, init=init, max_iter=80, tol=0, eval_every=1, dtype=dtype,
+                         random_state=0).fit(X)
+    curve = m.loss_curve_
+    assert curve.shape == (81,) and np.array_equal(m.loss_curve_iter_, np.arange(81))
+    rtol = 1e-6 if dtype == "float32" else 1e-12  # float32 rounding of the sums only
+    assert np.all(np.diff(curve) <= rtol * curve[:-1])
+    assert curve[-1] < 0.8 * curve[0]
+
+
+def test_fitted_attributes(fitted):
+    X, m = fitted
+    assert m.components_.dtype == np.float32 and m.components_.shape == (5, X.shape[1])
+    assert (m.components_ >= 0).all() and (m.components_.max(axis=1) > 0).all()
+    assert 1 <= m.n_iter_ <= 60 and m.n_features_in_ == X.shape[1]
+    assert m.reconstruction_err_ == pytest.approx(np.sqrt(2 * m.loss_curve_[-1]))
+    assert list(m.get_feature_names_out()) == [f"klnmftransformer{i}" for i in range(5)]
+
+
+def test_tol_stops_early():
+    X = _data(4)
+    m = KLNMFTransformer(4, max_iter=2000, tol=1e-3, random_state=0).fit(X)
+    assert m.n_iter_ < 2000 and m.n_iter_ % 10 == 0
+    last = m.loss_curve_
+    assert (last[-2] - last[-1]) <= 1e-3 * last[-2]
+
+
+def test_transform_is_nnls_then_l2(fitted):
+    X, m = fitted
+    Z = m.transform(X)
+    assert Z.dtype == np.float32 and Z.shape == (X.shape[0], 5)
+    H = m.components_.astype(np.float64)
+    for x, z in zip(X.astype(np.float32).astype(np.float64), Z):
+        w = scipy_nnls(H.T, x)[0]
+        ref = w / np.linalg.norm(w)
+        assert np.linalg.norm(z - ref) <= 1e-5 * np.linalg.norm(ref)
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1.0, rtol=1e-6)
+
+
+def test_projection_matches_scipy_unnormalised(fitted):
+    X, m = fitted
+    proj = NNLSProjection(m.components_, normalize=False)
+    W = proj(torch.tensor(X, dtype=torch.float32)).numpy().astype(np.float64)
+    H = m.components_.astype(np.float64)
+    for x, w in zip(X.astype(np.float32).astype(np.float64), W):
+        ref = scipy_nnls(H.T, x)[0]
+        assert np.linalg.norm(w - ref) <= 1e-5 * np.linalg.norm(ref)
+
+
+def test_fit_transform_equals_fit_then_transform():
+    X = _data(5)
+    a = KLNMFTransformer(4, max_iter=30, random_state=0).fit_transform(X)
+    b = KLNMFTransformer(4, max_iter=30, random_state=0).fit(X).transform(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_batch_independent_transform(fitted):
+    X, m = fitted
+    full = m.transform(X)
+    singles = np.vstack([m.transform(X[i : i + 1]) for i in range(10)])
+    np.testing.assert_allclose(singles, full[:10], rtol=1e-6, atol=1e-7)
+    m2 = pickle.loads(pickle.dumps(m))
+    m2.set_params(batch_size=7)
+    np.testing.assert_allclose(m2.transform(X), full, rtol=1e-6, atol=1e-7)
+
+
+def test_zero_sample_stays_zero(fitted):
+    X, m = fitted
+    X0 = X[:3].copy()
+    X0[1] = 0
+    Z = m.transform(X0)
+    assert np.all(Z[1] == 0) and np.isfinite(Z).all()
+
+
+def test_dtypes_cast_consistently(fitted):
+    X, m = fitted
+    Xi = np.round(X * 100).astype(np.int64)
+    m32 = KLNMFTransformer(4, max_iter=20, random_state=0).fit(Xi.astype(np.float32))
+    m64 = KLNMFTransformer(4, max_iter=20, random_state=0).fit(Xi)
+    np.testing.assert_array_equal(m32.components_, m64.components_)
+    assert m64.transform(Xi).dtype == np.float32
+    np.testing.assert_array_equal(m64.transform(Xi), m32.transform(Xi.astype(np.float32)))
+
+
+def test_float64_updates():
+    X = _data(6)
+    m = KLNMFTransformer(4, max_iter=30, dtype="float64", random_state=0).fit(X)
+    assert m.components_.dtype == np.float32
+    assert m.transform(X).dtype == np.float32
+
+
+def test_random_state_none_runs_and_seeded_is_reproducible():
+    X = _data(7)
+    KLNMFTransformer(3, init="random", max_iter=5).fit(X)
+    a = KLNMFTransformer(3, init="random", max_iter=5, random_state=3).fit(X).components_
+    b = KLNMFTransformer(3, init="random", max_iter=5, random_state=3).fit(X).components_
+    np.testing.assert_array_equal(a, b)
+
+
+def test_input_errors(fitted):
+    X, m = fitted
+    with pytest.raises(ValueError, match="Negative values"):
+        KLNMFTransformer(3).fit(-X)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        KLNMFTransformer(3).fit(bad)
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        m.transform(bad)
+    with pytest.raises(ValueError, match="features"):
+        m.transform(X[:, :10])
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        KLNMFTransformer(3).fit(sp.csr_matrix(X))
+    with pytest.raises(ValueError, match="device"):
+        KLNMFTransformer(3, device="tpu-nonsense").fit(X)
+
+
+def test_n_components_too_large_error():
+    X = _data(8, n=10, f=30)
+    with pytest.raises(ValueError, match=r"n_components=12 .*n_samples=10, n_features=30"):
+        KLNMFTransformer(12).fit(X)
+    KLNMFTransformer(12, init="random", max_iter=5, random_state=0).fit(X)  # allowed
+    search = GridSearchCV(KLNMFTransformer(max_iter=5), {"n_components": [9]}, cv=2,
+                          scoring=lambda est, X, y=None: 0.0, error_score="raise")
+    with pytest.raises(ValueError, match="n_components=9"):
+        search.fit(X[:15])
+
+
+def test_set_output_pandas(fitted):
+    pd = pytest.importorskip("pandas")
+    X, m = fitted
+    m2 = pickle.loads(pickle.dumps(m)).set_output(transform="pandas")
+    out = m2.transform(X)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == list(m.get_feature_names_out())
+
+
+def test_set_output_and_feature_names_checks():
+    est = KLNMFTransformer(n_components=2, max_iter=10, random_state=0)
+    check_set_output_transform("KLNMFTransformer", est)
+    check_transformer_get_feature_names_out("KLNMFTransformer", est)
+
+
+def test_param_validation():
+    check_param_validation("KLNMFTransformer", KLNMFTransformer())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    X = _data(9)
+    cpu = KLNMFTransformer(4, max_iter=30, random_state=0).fit(X)
+    gpu = KLNMFTransformer(4, max_iter=30, random_state=0, device="cuda").fit(X)
+    assert gpu.reconstruction_err_ == pytest.approx(cpu.reconstruction_err_, rel=1e-3)
+    np.testing.assert_allclose(gpu.transform(X), cpu.transform(X), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.realdata
+def test_real_mri_images(real_data_dir):
+    from PIL import Image
+
+    files = sorted((real_data_dir / "Training" / "notumor").glob("*.jpg"))[:24]
+    files += sorted((real_data_dir / "Training" / "glioma").glob("*.jpg"))[:24]
+    X = np.stack([
+        np.asarray(Image.open(f).convert("L").resize((32, 32), Image.BILINEAR),
+                   dtype=np.float32).ravel() / 255.0
+        for f in files
+    ])
+    m = KLNMFTransformer(15, max_iter=50, tol=0, eval_every=5, random_state=0).fit(X)
+    assert np.all(np.diff(m.loss_curve_) <= 1e-6 * m.loss_curve_[:-1])
+    Z = m.transform(X)
+    assert np.isfinite(Z).all() and (Z >= 0).all()
+
+
+def _expected_failed_checks(estimator):
+    # Every check passes with these fast parameters; kept explicit (empty) on purpose.
+    return {}
+
+
+@parametrize_with_checks(
+    [KLNMFTransformer(n_components=2, max_iter=20, random_state=0)],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
