@@ -13,7 +13,7 @@ import warnings
 from numbers import Integral
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.feature_selection import SelectorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -45,6 +45,44 @@ def _group_moments(X, mask):
     ss[np.ptp(Xg, axis=0) == 0] = 0.0
     return n, mean, ss
 
+
+def _t_logsf_series(t, df):
+    """log P(T > t) for Student's t by a series that stays finite far in the tail.
+
+    ``P(T > t) = I_x(df/2, 1/2) / 2`` with ``x = df / (df + t**2)`` and
+    ``I_x(a, b) = x**a (1-x)**b / (a B(a, b)) * sum_n (a+b)_n / (a+1)_n x**n``
+    (Abramowitz and Stegun 26.5.4 with 15.1.1), in log space, summed until the terms
+    fall below 1e-17 of the sum. Accurate for any t > 0, fast when ``x`` is small
+    (the far tail, where it is used).
+    """
+    a, b = df / 2.0, 0.5
+    log_x = np.log(df) - np.log(df + t**2)
+    log_1mx = 2.0 * np.log(t) - np.log(df + t**2)
+    x = np.exp(log_x)
+    term = np.ones_like(x)
+    total = np.ones_like(x)
+    for n in range(1_000_000):
+        term = term * (a + b + n) / (a + 1.0 + n) * x
+        total = total + term
+        if np.all(term <= 1e-17 * total):
+            break
+    return (
+        np.log(0.5) + a * log_x + b * log_1mx - np.log(a) - special.betaln(a, b)
+        + np.log(total)
+    )
+
+
+def _t_logsf(t, df):
+    """log P(T > t) of Student's t with ``df`` degrees of freedom, without underflow.
+
+    :func:`scipy.stats.t.logsf` returns -inf once the tail drops below float64's
+    range (t ~ 100 with df ~ 600); those entries come from :func:`_t_logsf_series`.
+    """
+    out = np.asarray(stats.t.logsf(t, df), dtype=np.float64).copy()
+    bad = np.isneginf(out) & np.isfinite(t) & np.isfinite(df) & (df > 0) & (t > 0)
+    if bad.any():
+        out[bad] = _t_logsf_series(t[bad], df[bad])
+    return out
 
 def _one_vs_rest_scores(X, ranks, positive):
     """|AUC - 0.5|, |Cohen's d| and -log10(Welch p) of ``positive`` against the rest.
@@ -92,7 +130,7 @@ def _one_vs_rest_scores(X, ranks, positive):
             se2 = a + b
             t = np.abs(diff) / np.sqrt(se2)
             df = se2**2 / (a**2 / (n1 - 1) + b**2 / (n0 - 1))
-            log_p = np.log(2.0) + stats.t.logsf(t, df)
+            log_p = np.log(2.0) + _t_logsf(t, df)
             log_p = np.minimum(log_p, 0.0)  # p <= 1 despite round-off
             # Zero variance within both groups: a perfect separator (p = 0) when the
             # means differ; undefined when they do not (a constant column).
