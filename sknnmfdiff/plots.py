@@ -156,6 +156,15 @@ def plot_nmf_basis(components, image_shape=(128, 128), *, n_cols=5):
         If ``components`` is not 2-D, its width is not ``height * width``, it
         holds negative, NaN or infinite values, or ``image_shape``/``n_cols``
         are invalid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknnmfdiff.plots import plot_nmf_basis
+    >>> components = np.random.default_rng(0).random((15, 16 * 16))
+    >>> fig = plot_nmf_basis(components, image_shape=(16, 16))
+    >>> len(fig.axes)
+    15
     """
     h, w = _check_image_shape(image_shape)
     n_cols = _check_positive_int("n_cols", n_cols)
@@ -546,6 +555,18 @@ def plot_robustness_curve(
         If ``eps`` is not 1-D or has negative values, ``curves`` is empty, a
         curve's length differs from ``eps``, a ``ci`` label is not in
         ``curves``, or a band has ``lo > hi`` or the wrong length.
+
+    Examples
+    --------
+    >>> from sknnmfdiff.plots import plot_robustness_curve
+    >>> fig = plot_robustness_curve(
+    ...     [0.0, 0.05, 0.10],
+    ...     {"baseline / paper": [0.86, 0.20, 0.01], "defended / adaptive": [0.85, 0.55, 0.40]},
+    ...     title="pixel space, L-inf",
+    ...     xlabel="eps (L-inf, pixel units)",
+    ... )
+    >>> fig.axes[0].get_title()
+    'pixel space, L-inf'
     """
     eps = _as_float_array("eps", eps, ndim=1)
     if (eps < 0).any():
