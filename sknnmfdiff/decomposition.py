@@ -13,6 +13,7 @@ and ``transform`` returns the per-image coefficients (the paper's ``H``).
 import logging
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
@@ -59,7 +60,58 @@ def _resolve_device(device):
     return dev
 
 
-def _kl_divergence(X, W, H, Xlog=None, const=None, block_rows=_BLOCK_ROWS):
+class _BlockRunner:
+    """Run a per-row-block function over ``X`` on ``n_workers`` Python threads.
+
+    On CPU each worker owns a fixed, interleaved set of row blocks and runs its torch
+    ops single-threaded (torch releases the GIL inside ops): the workers never wait on
+    each other inside an op, unlike torch's intra-op threads whose per-op barriers stall
+    badly when the cores are shared (measured 8x slower on a loaded 2-core machine).
+    The block-to-worker assignment is fixed, so results are deterministic. On CUDA it
+    runs blocks in sequence on the calling thread.
+
+    Use as a context manager: inside it torch's intra-op thread count is 1 (restored on
+    exit; process-global, so not for concurrent use from other threads).
+    """
+
+    def __init__(self, n_rows, block_rows, device, n_workers=None):
+        self.cpu = device.type == "cpu"
+        self.n_workers = max(1, torch.get_num_threads() if n_workers is None else n_workers)
+        if not self.cpu:
+            self.n_workers = 1
+        self.blocks = [(s, min(block_rows, n_rows - s)) for s in range(0, n_rows, block_rows)]
+        self.pool = None
+
+    def __enter__(self):
+        if self.cpu:
+            self._threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            if self.n_workers > 1:
+                self.pool = ThreadPoolExecutor(self.n_workers)
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+        if self.cpu:
+            torch.set_num_threads(self._threads)
+
+    def map(self, fn):
+        """Call ``fn(worker, start, n_rows)`` for every block; return per-worker results."""
+
+        def work(k):
+            out = None
+            for s, n in self.blocks[k :: self.n_workers]:
+                out = fn(k, s, n)
+            return out
+
+        if self.pool is None:
+            return [work(k) for k in range(self.n_workers)]
+        return list(self.pool.map(work, range(self.n_workers)))
+
+
+def _kl_divergence(X, W, H, Xlog=None, const=None, block_rows=_BLOCK_ROWS, runner=None):
     """Generalised KL divergence ``D(X || W H)``, accumulated in float64.
 
     Same definition as scikit-learn's ``_beta_divergence(X, W, H, beta=1)``: entries
@@ -74,7 +126,9 @@ def _kl_divergence(X, W, H, Xlog=None, const=None, block_rows=_BLOCK_ROWS):
     Xlog, const : optional precomputed ``X`` with ``X <= EPSILON`` zeroed and
         ``sum_{X > EPSILON} (X log X - X)``; computed when None.
     block_rows : int
-        Rows per block (bounds the temporary to ``block_rows x n_features``).
+        Rows per block (bounds the temporaries to ``block_rows x n_features``).
+    runner : _BlockRunner or None
+        Block scheduler to reuse (one is made when None).
 
     Returns
     -------
@@ -83,16 +137,22 @@ def _kl_divergence(X, W, H, Xlog=None, const=None, block_rows=_BLOCK_ROWS):
     """
     if Xlog is None or const is None:
         Xlog, const = _kl_constants(X)
-    total = const
-    buf = torch.empty(min(block_rows, X.shape[0]), X.shape[1], dtype=X.dtype, device=X.device)
-    acc = torch.zeros((), dtype=torch.float64, device=X.device)
-    for s in range(0, X.shape[0], block_rows):
-        T = buf[: min(block_rows, X.shape[0] - s)]
-        torch.mm(W[s : s + block_rows], H, out=T)
-        T.clamp_(min=_EPSILON).log_().mul_(Xlog[s : s + block_rows])
-        acc -= T.sum(dtype=torch.float64)
+    if runner is None:
+        with _BlockRunner(X.shape[0], block_rows, X.device) as run:
+            return _kl_divergence(X, W, H, Xlog, const, block_rows, run)
+    b = min(block_rows, X.shape[0])
+    bufs = [torch.empty(b, X.shape[1], dtype=X.dtype, device=X.device) for _ in range(runner.n_workers)]
+    accs = [torch.zeros((), dtype=torch.float64, device=X.device) for _ in range(runner.n_workers)]
+
+    def block(k, s, n):
+        T = bufs[k][:n]
+        torch.mm(W[s : s + n], H, out=T)
+        T.clamp_(min=_EPSILON).log_().mul_(Xlog[s : s + n])
+        accs[k] -= T.sum(dtype=torch.float64)
+
+    runner.map(block)
     sum_wh = torch.dot(W.sum(0, dtype=torch.float64), H.sum(1, dtype=torch.float64))
-    return float(total + acc + sum_wh)
+    return float(const + sum(accs) + sum_wh)
 
 
 def _kl_constants(X):
@@ -106,7 +166,27 @@ def _kl_constants(X):
     return Xlog, const
 
 
-def _mu_sweep(X, W, H, buf, num_w, num_h, block_rows=_BLOCK_ROWS):
+def _relax_(rho, omega):
+    """Safeguarded over-relaxation of multiplicative factors, in place.
+
+    Replaces each factor ``rho`` by ``rho ** omega`` where that provably does not increase
+    the entry's term of the Lee-Seung auxiliary function, and keeps ``rho`` (the plain
+    MU step, the term's minimiser) elsewhere. For KL the term's change from ``h`` to
+    ``h rho**omega`` is ``a h (rho**omega - 1 - omega rho log rho)``, so the test
+    ``rho**omega - 1 - omega rho log rho <= 0`` needs only ``rho``; it holds for every
+    ``rho <= 1`` when ``omega <= 2``. The auxiliary function then never increases, and
+    with it the divergence (Lee & Seung 2001; over-relaxed exponents as in Fevotte &
+    Idier 2011, Sec. 4.2), so the loss stays monotone.
+    """
+    if omega == 1.0:
+        return rho
+    log_r = torch.log(rho.clamp(min=torch.finfo(rho.dtype).tiny))
+    powed = torch.exp(log_r * omega)
+    ok = (powed - 1.0 - omega * rho * log_r <= 0) & (rho > 0)
+    return torch.where(ok, powed, rho, out=rho)
+
+
+def _mu_sweep(X, W, H, bufs, runner, omega=1.0):
     """One Lee-Seung KL multiplicative update of ``W`` then ``H``, in place.
 
     ``W <- W * ((X / WH) H^T) / (1 H^T)`` and then, with the new ``W``,
@@ -114,35 +194,50 @@ def _mu_sweep(X, W, H, buf, num_w, num_h, block_rows=_BLOCK_ROWS):
     ``solver="mu"`` order (Gauss-Seidel). Because the ``W`` update is separable over
     rows, both halves are fused into one pass over ``X`` in row blocks: for each block
     the new ``W_b`` is computed and ``W_b^T (X_b / W_b H)`` is accumulated for the
-    ``H`` update, while ``W_b H`` and ``X_b / W_b H`` stay in cache. Denominators are
-    clamped to ``EPSILON`` (no NaN when a component vanishes).
+    ``H`` update, while ``W_b H`` and ``X_b / W_b H`` stay in cache and no
+    ``(n_samples, n_features)`` temporary is ever made. Denominators are clamped to
+    ``EPSILON`` (no NaN when a component vanishes).
 
     Parameters
     ----------
-    X : Tensor (n_samples, n_features); W : Tensor (n_samples, r), updated in place;
-    H : Tensor (r, n_features), updated in place; buf : Tensor (block_rows, n_features),
-    num_w : Tensor (block_rows, r), num_h : Tensor (r, n_features): work buffers.
+    X : Tensor (n_samples, n_features)
+    W : Tensor (n_samples, r), updated in place
+    H : Tensor (r, n_features), updated in place
+    bufs : list of per-worker tuples ``(buf (block_rows, n_features), num_w
+        (block_rows, r), num_h (r, n_features))`` of work buffers
+    runner : _BlockRunner
+    omega : float in [1, 2], default=1.0
+        Over-relaxation exponent (1 = plain Lee-Seung); see :func:`_relax_`.
     """
     Ht = H.T
     h_sum = H.sum(1).clamp_(min=_EPSILON)
-    num_h.zero_()
-    for s in range(0, X.shape[0], block_rows):
-        n = min(block_rows, X.shape[0] - s)
+    for _, _, num_h in bufs:
+        num_h.zero_()
+
+    def block(k, s, n):
+        buf, num_w, num_h = bufs[k]
         Xb, Wb, T, nw = X[s : s + n], W[s : s + n], buf[:n], num_w[:n]
         torch.mm(Wb, H, out=T)
         T.clamp_(min=_EPSILON)
         torch.div(Xb, T, out=T)
         torch.mm(T, Ht, out=nw)
-        Wb.mul_(nw.div_(h_sum))
+        Wb.mul_(_relax_(nw.div_(h_sum), omega))
         torch.mm(Wb, H, out=T)
         T.clamp_(min=_EPSILON)
         torch.div(Xb, T, out=T)
         num_h.addmm_(Wb.T, T)
+
+    runner.map(block)
+    num_h = bufs[0][2]
+    for _, _, other in bufs[1:]:
+        num_h.add_(other)
     w_sum = W.sum(0).clamp_(min=_EPSILON)
-    H.mul_(num_h.div_(w_sum[:, None]))
+    H.mul_(_relax_(num_h.div_(w_sum[:, None]), omega))
 
 
-def _fit_kl_mu(X, W, H, *, max_iter, tol, eval_every, target_loss=None, verbose=0):
+def _fit_kl_mu(
+    X, W, H, *, max_iter, tol, eval_every, omega=1.0, target_loss=None, verbose=0
+):
     """Run KL multiplicative updates from ``(W, H)`` until convergence.
 
     Parameters
@@ -157,6 +252,8 @@ def _fit_kl_mu(X, W, H, *, max_iter, tol, eval_every, target_loss=None, verbose=
         ``(prev - cur) / prev``, falls below ``tol`` (0 disables).
     eval_every : int
         Evaluate the loss every ``eval_every`` iterations (and after the last one).
+    omega : float in [1, 2], default=1.0
+        Safeguarded over-relaxation exponent (see :func:`_relax_`); 1 is plain MU.
     target_loss : float or None
         Also stop as soon as an evaluated loss is ``<= target_loss`` (benchmarks).
     verbose : int
@@ -177,27 +274,38 @@ def _fit_kl_mu(X, W, H, *, max_iter, tol, eval_every, target_loss=None, verbose=
     """
     n, f = X.shape
     r = W.shape[1]
-    b = min(_BLOCK_ROWS, n)
-    buf = torch.empty(b, f, dtype=X.dtype, device=X.device)
-    num_w = torch.empty(b, r, dtype=X.dtype, device=X.device)
-    num_h = torch.empty(r, f, dtype=X.dtype, device=X.device)
+    block_rows = _BLOCK_ROWS if X.device.type == "cpu" else 8192
+    b = min(block_rows, n)
     Xlog, const = _kl_constants(X)
-    prev = _kl_divergence(X, W, H, Xlog, const)
-    curve = [(0, prev)]
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        _mu_sweep(X, W, H, buf, num_w, num_h)
-        if n_iter % eval_every and n_iter != max_iter:
-            continue
-        loss = _kl_divergence(X, W, H, Xlog, const)
-        curve.append((n_iter, loss))
-        if verbose:
-            logger.info("KL-NMF iteration %d: KL divergence %.6g", n_iter, loss)
-        if target_loss is not None and loss <= target_loss:
-            break
-        if tol > 0 and (prev - loss) <= tol * max(abs(prev), np.finfo(np.float64).tiny):
-            break
-        prev = loss
+    with _BlockRunner(n, block_rows, X.device) as run:
+        bufs = [
+            (
+                torch.empty(b, f, dtype=X.dtype, device=X.device),
+                torch.empty(b, r, dtype=X.dtype, device=X.device),
+                torch.empty(r, f, dtype=X.dtype, device=X.device),
+            )
+            for _ in range(run.n_workers)
+        ]
+
+        def loss_now():
+            return _kl_divergence(X, W, H, Xlog, const, block_rows, run)
+
+        prev = loss_now()
+        curve = [(0, prev)]
+        n_iter = 0
+        for n_iter in range(1, max_iter + 1):
+            _mu_sweep(X, W, H, bufs, run, omega)
+            if n_iter % eval_every and n_iter != max_iter:
+                continue
+            loss = loss_now()
+            curve.append((n_iter, loss))
+            if verbose:
+                logger.info("KL-NMF iteration %d: KL divergence %.6g", n_iter, loss)
+            if target_loss is not None and loss <= target_loss:
+                break
+            if tol > 0 and (prev - loss) <= tol * max(abs(prev), np.finfo(np.float64).tiny):
+                break
+            prev = loss
     return W, H, n_iter, curve
 
 
@@ -240,6 +348,13 @@ class KLNMFTransformer(
     eval_every : int, default=10
         Evaluate the loss (for ``tol`` and ``loss_curve_``) every ``eval_every`` updates
         (as scikit-learn does every 10); 1 records it after every update.
+    relaxation : float in [1, 2], default=1.5
+        Exponent ``omega`` of a safeguarded over-relaxed update: each multiplicative
+        factor ``rho`` becomes ``rho ** omega`` wherever that cannot increase the
+        Lee-Seung auxiliary function (and stays ``rho`` elsewhere), so the KL loss still
+        never increases. 1 gives the plain Lee-Seung updates (scikit-learn's
+        ``solver="mu"``); 1.5 reached the loss of 200 plain updates in about 140
+        updates on the MRI data.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation (the random init and the randomized SVD of NNDSVD).
         ``None`` draws a fresh seed from a new :class:`numpy.random.Generator`.
@@ -311,6 +426,7 @@ class KLNMFTransformer(
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "eval_every": [Interval(Integral, 1, None, closed="left")],
+        "relaxation": [Interval(Real, 1, 2, closed="both")],
         "random_state": ["random_state"],
         "device": [str],
         "dtype": [StrOptions({"float32", "float64"})],
@@ -326,6 +442,7 @@ class KLNMFTransformer(
         max_iter=200,
         tol=1e-4,
         eval_every=10,
+        relaxation=1.5,
         random_state=None,
         device="cpu",
         dtype="float32",
@@ -337,6 +454,7 @@ class KLNMFTransformer(
         self.max_iter = max_iter
         self.tol = tol
         self.eval_every = eval_every
+        self.relaxation = relaxation
         self.random_state = random_state
         self.device = device
         self.dtype = dtype
@@ -411,7 +529,7 @@ class KLNMFTransformer(
         Ht = torch.tensor(H0, dtype=tdtype, device=device)
         Wt, Ht, n_iter, curve = _fit_kl_mu(
             Xt, Wt, Ht, max_iter=self.max_iter, tol=self.tol,
-            eval_every=self.eval_every, verbose=self.verbose,
+            eval_every=self.eval_every, omega=float(self.relaxation), verbose=self.verbose,
         )
         H = Ht.to(torch.float32).cpu().numpy()
         dead = np.flatnonzero(~(H > 0).any(axis=1))
