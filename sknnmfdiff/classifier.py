@@ -408,8 +408,11 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
         X = self._as_float32(X)
-        # skorch's forward: eval mode, no grad, batched, collected on the CPU.
-        logits = self.net_.forward(X, training=False, device="cpu")
+        # skorch's forward: eval mode, no grad, batched, collected on the CPU. Its
+        # DataLoader draws a base seed from torch's global generator even without
+        # shuffling: fork it so that prediction leaves the caller's RNG state alone.
+        with torch.random.fork_rng(devices=[]):
+            logits = self.net_.forward(X, training=False, device="cpu")
         return logits.numpy().astype(np.float64)
 
     def decision_function(self, X):

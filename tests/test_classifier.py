@@ -1,0 +1,338 @@
+"""Tests of sknnmfdiff.classifier.SkorchCNNClassifier and sknnmfdiff._torch_cnn.CNN1d."""
+
+import io
+import pickle
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import expit, softmax
+from sklearn.datasets import make_blobs, make_classification
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
+
+from sknnmfdiff._torch_cnn import CNN1d, _n_parameters
+from sknnmfdiff.classifier import NoValidationSplitWarning, SkorchCNNClassifier
+
+FAST = dict(max_epochs=5, lr=0.05, random_state=0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread: on the shared 2-core machine two threads spin against each
+    other and make these tiny convolutions ~30x slower. Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _easy(n=600, n_features=10, n_classes=2, seed=0):
+    X, y = make_classification(
+        n_samples=n,
+        n_features=n_features,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=n_classes,
+        class_sep=2.0,
+        random_state=seed,
+    )
+    return X, y
+
+
+def _expected_failed_checks(estimator):
+    return {
+        "check_methods_subset_invariance": (
+            "float32 Conv1d kernels (oneDNN) give results that differ in the last bits "
+            "with the batch size, so outputs on a subset differ by ~1e-7 relative"
+        ),
+    }
+
+
+@parametrize_with_checks(
+    [SkorchCNNClassifier(**FAST)], expected_failed_checks=_expected_failed_checks
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_param_validation():
+    check_param_validation("SkorchCNNClassifier", SkorchCNNClassifier())
+
+
+@pytest.fixture(scope="module")
+def fitted_easy():
+    X, y = _easy()
+    clf = SkorchCNNClassifier(max_epochs=40, random_state=0).fit(X[:400], y[:400])
+    return clf, X, y
+
+
+# ----------------------------------------------------------------------- CNN1d
+@pytest.mark.parametrize("k", [1, 2, 10, 40])
+def test_cnn1d_shapes_and_gradients(k):
+    torch.manual_seed(0)
+    net = CNN1d(k, 3).eval()
+    x = torch.randn(5, k, requires_grad=True)
+    out = net(x)
+    assert out.shape == (5, 3) and out.dtype == torch.float32
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_cnn1d_is_lightweight_and_validates():
+    assert 500 < _n_parameters(CNN1d(10, 2)) < 5000
+    assert _n_parameters(CNN1d(16384, 2)) < 5000  # pooled to 16 positions
+    with pytest.raises(ValueError, match="n_classes must be an integer >= 2"):
+        CNN1d(10, 1)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        CNN1d(10, 2, dropout=1.0)
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 10\)"):
+        CNN1d(10, 2)(torch.zeros(3, 9))
+
+
+def test_cnn1d_sees_feature_positions():
+    # Short inputs are not globally pooled: swapping two features changes the logits.
+    torch.manual_seed(0)
+    net = CNN1d(6, 2).eval()
+    x = torch.randn(4, 6)
+    assert not torch.allclose(net(x), net(x[:, [1, 0, 2, 3, 4, 5]]))
+
+
+# ----------------------------------------------------------------- classifier
+def test_learns_easy_problem(fitted_easy):
+    clf, X, y = fitted_easy
+    acc = clf.score(X[400:], y[400:])
+    assert acc > 0.9, acc
+    assert clf.n_features_in_ == X.shape[1]
+    assert 1 <= clf.n_epochs_ <= 40 and clf.n_epochs_ == len(clf.history_)
+
+
+def test_multiclass():
+    X, y = make_blobs(n_samples=450, centers=3, n_features=6, random_state=0)
+    clf = SkorchCNNClassifier(max_epochs=30, random_state=0).fit(X[:300], y[:300])
+    assert clf.score(X[300:], y[300:]) > 0.9
+    proba = clf.predict_proba(X[300:])
+    assert proba.shape == (150, 3)
+    np.testing.assert_allclose(proba, softmax(clf.decision_function(X[300:]), axis=1))
+
+
+def test_probabilities_are_softmax_of_module_logits(fitted_easy):
+    clf, X, _ = fitted_easy
+    proba = clf.predict_proba(X[400:])
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    assert (proba >= 0).all() and (proba <= 1).all()
+    # The downstream contract: net_.module_ maps float32 (N, k) to logits.
+    module = clf.net_.module_
+    assert not module.training
+    with torch.no_grad():
+        logits = module(torch.as_tensor(X[400:], dtype=torch.float32)).double().numpy()
+    np.testing.assert_allclose(proba, softmax(logits, axis=1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(expit(clf.decision_function(X[400:])), proba[:, 1], rtol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X[400:]), clf.classes_[proba.argmax(axis=1)])
+    # skorch's own predict_proba applies the softmax too (CrossEntropyLoss -> "auto").
+    np.testing.assert_allclose(
+        clf.net_.predict_proba(X[400:].astype(np.float32)), proba, rtol=1e-4, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [np.array([0, 1]), np.array([-1, 1]), np.array(["notumor", "tumor"]), np.array([3.0, 7.0])],
+    ids=["01", "pm1", "str", "float"],
+)
+def test_any_labels_through_classes(labels):
+    X, y01 = _easy(n=200)
+    y = labels[y01]
+    ref = SkorchCNNClassifier(**FAST).fit(X, y01)
+    clf = SkorchCNNClassifier(**FAST).fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, labels)
+    pred = clf.predict(X)
+    assert pred.dtype == labels.dtype and set(pred) <= set(labels)
+    # Same order of classes -> the very same net and probabilities.
+    np.testing.assert_array_equal(clf.predict_proba(X), ref.predict_proba(X))
+
+
+def test_float64_cast_to_float32():
+    X, y = _easy(n=200)
+    a = SkorchCNNClassifier(**FAST).fit(X, y)
+    b = SkorchCNNClassifier(**FAST).fit(X.astype(np.float32), y)
+    assert next(a.net_.module_.parameters()).dtype == torch.float32
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X.astype(np.float32)))
+    np.testing.assert_array_equal(a.predict_proba(X), a.predict_proba(X.astype(np.float32)))
+
+
+def test_same_seed_identical_other_seed_different():
+    X, y = _easy(n=300)
+    p1 = SkorchCNNClassifier(**FAST).fit(X, y).predict_proba(X)
+    p2 = SkorchCNNClassifier(**FAST).fit(X, y).predict_proba(X)
+    assert np.array_equal(p1, p2)
+    p3 = SkorchCNNClassifier(**{**FAST, "random_state": 1}).fit(X, y).predict_proba(X)
+    assert not np.array_equal(p1, p3)
+    rs = np.random.RandomState(0)
+    a = SkorchCNNClassifier(**{**FAST, "random_state": rs}).fit(X, y).predict_proba(X)
+    b = SkorchCNNClassifier(**{**FAST, "random_state": rs}).fit(X, y).predict_proba(X)
+    assert not np.array_equal(a, b)  # a RandomState instance is advanced by each fit
+
+
+@pytest.mark.parametrize("random_state", [0, None])
+def test_global_rng_and_threads_untouched(random_state):
+    X, y = _easy(n=200)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    torch_state = torch.get_rng_state()
+    np_state = np.random.get_state()
+    threads = torch.get_num_threads()
+    clf = SkorchCNNClassifier(**{**FAST, "random_state": random_state, "dropout": 0.5})
+    clf.fit(X, y).predict_proba(X)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    after = np.random.get_state()
+    assert np.array_equal(after[1], np_state[1]) and after[2] == np_state[2]
+    assert torch.get_num_threads() == threads
+
+
+def test_class_weight_balanced_raises_minority_recall():
+    X, y = make_classification(
+        n_samples=600,
+        n_features=8,
+        n_informative=3,
+        n_redundant=0,
+        weights=[0.9, 0.1],
+        class_sep=0.6,
+        flip_y=0.0,
+        random_state=3,
+    )
+    params = dict(max_epochs=20, early_stopping=False, random_state=0)
+    plain = SkorchCNNClassifier(**params).fit(X, y)
+    balanced = SkorchCNNClassifier(**params, class_weight="balanced").fit(X, y)
+    assert plain.class_weight_ is None
+    np.testing.assert_allclose(
+        balanced.class_weight_, compute_class_weight("balanced", classes=np.array([0, 1]), y=y)
+    )
+    w = balanced.net_.criterion_.weight.cpu().numpy()
+    np.testing.assert_allclose(w, balanced.class_weight_, rtol=1e-6)
+    recall = [((c.predict(X) == 1) & (y == 1)).sum() / (y == 1).sum() for c in (plain, balanced)]
+    assert recall[1] > recall[0]
+    assert (balanced.predict(X) == 1).sum() > (plain.predict(X) == 1).sum()
+
+
+def test_class_weight_dict():
+    X, y = _easy(n=200)
+    ys = np.array(["a", "b"])[y]
+    clf = SkorchCNNClassifier(**FAST, class_weight={"b": 3.0}).fit(X, ys)
+    np.testing.assert_array_equal(clf.class_weight_, [1.0, 3.0])
+    with pytest.raises(ValueError, match="class_weight has labels \\['c'\\]"):
+        SkorchCNNClassifier(**FAST, class_weight={"c": 2.0}).fit(X, ys)
+
+
+def test_early_stopping_restores_best_epoch():
+    X, y = _easy(n=300, seed=1)
+    clf = SkorchCNNClassifier(max_epochs=200, patience=3, lr=0.05, random_state=0).fit(X, y)
+    hist = clf.history_
+    assert clf.n_epochs_ < 200
+    valid = np.array(hist[:, "valid_loss"])
+    best = int(np.flatnonzero(hist[:, "valid_loss_best"])[-1])
+    assert clf.n_epochs_ - 1 - best == 3
+    # The kept weights are the best epoch's: re-scoring the validation split that
+    # skorch used reproduces the best validation loss, not the last one.
+    valid_ds = clf.net_.train_split.keywords["valid_ds"]  # skorch's predefined_split
+    X_va, y_va = valid_ds.X, valid_ds.y
+    loss = clf.net_.get_loss(
+        clf.net_.infer(torch.as_tensor(X_va)), torch.as_tensor(y_va), training=False
+    ).item()
+    assert loss == pytest.approx(valid[best], rel=1e-5)
+    assert y_va.shape[0] == 30 and set(np.bincount(y_va)) == {15}  # stratified 10 %
+
+
+def test_validation_split_is_stratified_and_seeded():
+    X, y = _easy(n=200)
+    y = np.where(np.arange(200) < 40, 1, 0)  # 20 % positives
+    a = SkorchCNNClassifier(**FAST).fit(X, y)
+    b = SkorchCNNClassifier(**FAST).fit(X, y)
+    va, vb = (c.net_.train_split.keywords["valid_ds"] for c in (a, b))
+    assert np.bincount(va.y).tolist() == [16, 4]
+    np.testing.assert_array_equal(va.X, vb.X)
+
+
+def test_tiny_data_falls_back_to_no_validation():
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [0.1, 0.9]])
+    y = np.array(["x", "y", "x"])
+    with pytest.warns(NoValidationSplitWarning, match="too few for a stratified"):
+        clf = SkorchCNNClassifier(max_epochs=3, random_state=0).fit(X, y)
+    assert clf.net_.train_split is None and clf.n_epochs_ == 3
+    assert clf.predict_proba(X).shape == (3, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SkorchCNNClassifier(max_epochs=3, early_stopping=False, random_state=0).fit(X, y)
+
+
+def test_last_batch_of_one_sample_is_dropped():
+    # 65 samples, batch 64, one feature: a final batch of one sample would make
+    # BatchNorm raise in training mode.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(65, 1))
+    y = (X[:, 0] > 0).astype(int)
+    clf = SkorchCNNClassifier(max_epochs=2, early_stopping=False, random_state=0).fit(X, y)
+    assert clf.predict(X).shape == (65,)
+
+
+def test_single_class_raises():
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        SkorchCNNClassifier(**FAST).fit(np.zeros((5, 3)), np.ones(5))
+
+
+def test_devices():
+    X, y = _easy(n=100)
+    clf = SkorchCNNClassifier(**{**FAST, "max_epochs": 1}, device="auto").fit(X, y)
+    assert clf.device_ == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda' but torch finds no CUDA"):
+            SkorchCNNClassifier(device="cuda").fit(X, y)
+
+
+def test_pickle_round_trip(fitted_easy):
+    clf, X, _ = fitted_easy
+    buf = io.BytesIO()
+    pickle.dump(clf, buf)
+    buf.seek(0)
+    loaded = pickle.load(buf)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(loaded.classes_, clf.classes_)
+
+
+_LOAD_ON_CPU = """
+import pickle, sys, numpy as np, torch
+assert not torch.cuda.is_available()
+clf = pickle.load(open(sys.argv[1], "rb"))
+X = np.load(sys.argv[2])
+np.save(sys.argv[3], clf.predict_proba(X))
+print(clf.net_.device)
+"""
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_model_loads_on_cpu_only_machine(tmp_path):
+    X, y = _easy(n=200)
+    clf = SkorchCNNClassifier(**FAST, device="cuda").fit(X, y)
+    expected = clf.predict_proba(X)
+    with open(tmp_path / "m.pkl", "wb") as f:
+        pickle.dump(clf, f)
+    np.save(tmp_path / "X.npy", X)
+    root = str(Path(__file__).resolve().parents[1])
+    env = {"CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin", "PYTHONPATH": root}
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD_ON_CPU]
+        + [str(tmp_path / name) for name in ("m.pkl", "X.npy", "p.npy")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "cpu"
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, rtol=1e-4, atol=1e-6)
+
