@@ -11,6 +11,7 @@ random state untouched.
 
 import logging
 import math
+import re
 import warnings
 from numbers import Integral, Real
 
@@ -33,6 +34,19 @@ __all__ = ["SkorchCNNClassifier", "NoValidationSplitWarning"]
 logger = logging.getLogger(__name__)
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _log_info(text):
+    """skorch sink: a line of skorch's output, colour codes removed, at INFO level."""
+    logger.info(_ANSI.sub("", str(text)))
+
+
+def _log_debug(text):
+    """skorch sink: a line of skorch's output, colour codes removed, at DEBUG level."""
+    logger.debug(_ANSI.sub("", str(text)))
 
 
 class NoValidationSplitWarning(UserWarning):
@@ -132,8 +146,8 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
     random_state : int, RandomState instance or None, default=None
         Source of all randomness of ``fit`` (see above).
     verbose : int, default=0
-        When > 0, skorch's per-epoch table is sent to this module's logger at INFO
-        level (never printed).
+        skorch's per-epoch table and early-stopping notice go to this module's logger
+        (never printed): at INFO level when ``verbose > 0``, at DEBUG level otherwise.
 
     Attributes
     ----------
@@ -278,6 +292,8 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
         from skorch.helper import predefined_split
 
         optimizer = _OPTIMIZERS[self.optimizer]
+        # Module-level functions (not lambdas) so that the fitted net still pickles.
+        sink = _log_info if self.verbose else _log_debug
         kwargs = {}
         if self.optimizer == "sgd":
             kwargs["optimizer__momentum"] = 0.9
@@ -292,7 +308,7 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
                         monitor="valid_loss",
                         patience=self.patience,
                         load_best=True,
-                        sink=logger.info,
+                        sink=sink,
                     ),
                 )
             )
@@ -314,7 +330,7 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
             iterator_train__drop_last=(n_train % self.batch_size == 1),
             train_split=train_split,
             callbacks=callbacks,
-            callbacks__print_log__sink=logger.info,
+            callbacks__print_log__sink=sink,
             classes=np.arange(n_classes),
             device=device,
             verbose=self.verbose,

@@ -346,7 +346,7 @@ class StatSelector(VersionedEstimatorMixin, SelectorMixin, BaseEstimator):
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
             all_scores = np.nanmax(per_class, axis=0)
 
-        constant = np.ptp(X, axis=0) == 0 if X.shape[0] else np.ones(n_features, bool)
+        constant = np.ptp(X, axis=0) == 0
         all_scores[constant] = np.nan
         scores = all_scores[:, cols]
         degenerate = constant | np.all(np.isnan(scores), axis=1)
