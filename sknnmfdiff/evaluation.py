@@ -624,8 +624,11 @@ def _make_adversary(module, cfg, seed, device):
     return adversary
 
 
-def _attack_batch(module, xb, yb, cfg, seed, device):
-    """Attack one batch; returns (x_adv, broken_by list, stage counts)."""
+def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None):
+    """Attack one batch; returns (x_adv, broken_by list, stage counts).
+
+    ``on_stage(attack, restart, n_left)`` is called before every stage (progress).
+    """
     paper = cfg["protocol"] == "paper"
     judge = module if paper else MeanProbabilityLogits(module, cfg["n_eot"])
     n = xb.shape[0]
@@ -646,13 +649,15 @@ def _attack_batch(module, xb, yb, cfg, seed, device):
         for attack in cfg["attacks"]:
             counts[attack] = 0
             if cfg["eps"] == 0 and attack != cfg["attacks"][0]:
-                continue
+                continue  # nothing can move at eps = 0; the first attack still runs the code path
             restarts = cfg["apgd_n_restarts"] if (not paper and attack in ("apgd-ce", "apgd-dlr")) else 1
             for r in range(restarts):
                 idx = torch.nonzero(robust).flatten()
                 if idx.numel() == 0:
                     break
                 xs, ys = xb[idx].clone(), yb[idx].clone()
+                if on_stage is not None:
+                    on_stage(attack, r, int(idx.numel()))
                 if attack in ("apgd-ce", "apgd-dlr"):
                     adversary.apgd.loss = "ce" if attack == "apgd-ce" else "dlr"
                     adversary.apgd.seed = seed
@@ -868,7 +873,12 @@ def run_attack(
         else:
             t0 = time.perf_counter()
             seed = _seed_int(random_state, b)
-            xa, bb, bcounts = _attack_batch(module, xt[lo:hi], yt[lo:hi], cfg, seed, dev)
+
+            def on_stage(attack, r, n_left, b=b):
+                bar.set_postfix_str(f"batch {b + 1}: {attack} restart {r + 1}, {n_left} left")
+                _log.debug("batch %d: %s restart %d on %d samples", b + 1, attack, r + 1, n_left)
+
+            xa, bb, bcounts = _attack_batch(module, xt[lo:hi], yt[lo:hi], cfg, seed, dev, on_stage)
             sec = time.perf_counter() - t0
             x_adv[lo:hi] = xa
             if path is not None:
@@ -1135,7 +1145,23 @@ def _safe_check(name, fn, *args, **kwargs):
 
 
 def check_perturbation(x, x_adv, eps, norm="Linf", tol=1e-6):
-    """Checklist item 1: x_adv within eps, inside [0, 1], no NaN, float32."""
+    """Checklist item 1: x_adv within eps, inside [0, 1], no NaN, float32.
+
+    Parameters
+    ----------
+    x, x_adv : ndarray or Tensor of shape (N, C, H, W)
+        Clean and adversarial inputs.
+    eps : float
+        Budget in input units.
+    norm : {"Linf", "L2"}, default="Linf"
+    tol : float, default=1e-6
+        Slack on the norm (L2: at least ``1e-5 * max(eps, 1)``).
+
+    Returns
+    -------
+    result : CheckResult
+        ``value`` is the largest perturbation norm found.
+    """
     xa = _to_tensor(x_adv, "x_adv")
     xc = _to_tensor(x, "x").to(xa.device)
     finite = bool(torch.isfinite(xa).all())
@@ -1243,6 +1269,24 @@ def check_batch_invariance(module, x, *, batch_sizes=(1, 7, 250), n_samples=30, 
     """Checklist item 11: identical outputs for several batch sizes; module in eval mode.
 
     The module's generator is rewound to the same seed before every call.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    x : ndarray or Tensor of shape (N, C, H, W)
+    batch_sizes : tuple of int, default=(1, 7, 250)
+    n_samples : int, default=30
+        Leading samples compared.
+    random_state : int, default=0
+    device : str or torch.device, optional
+    atol : float, default=1e-5
+        Tolerance relative to ``max(1, max |logit|)`` (BLAS kernels may round
+        differently for different batch shapes).
+
+    Returns
+    -------
+    result : CheckResult
+        ``value`` is the largest absolute logit difference.
     """
     dev = _module_device(module, device)
     xt = _to_tensor(x, "x", device=dev).to(torch.float32)[:n_samples]
@@ -1273,7 +1317,25 @@ def check_random_noise(module, x, y, *, eps, norm, clean_accuracy, robust_accura
 
     Passes when ``clean - noise_acc <= ratio * (clean - robust) + 1 / N``. Noise is
     ``eps * sign(u)`` (L-inf) or a random direction of L2 norm ``eps``, clipped to
-    [0, 1], drawn from ``numpy.random.default_rng(random_state)``.
+    [0, 1], drawn from a numpy Generator seeded from ``random_state``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    x : ndarray or Tensor of shape (N, C, H, W); y : array of shape (N,)
+    eps : float; norm : {"Linf", "L2"}
+    clean_accuracy, robust_accuracy : float
+        Mean-probability accuracies on clean and adversarial inputs.
+    n_draws : int, default=1
+        Scoring draws.
+    batch_size, random_state, device
+        As in :func:`score`.
+    ratio : float, default=0.5
+
+    Returns
+    -------
+    result : CheckResult
+        ``value`` is the accuracy under random noise.
     """
     xt = _to_tensor(x, "x").to(torch.float32).cpu()
     rng = np.random.default_rng(_seed_int(random_state, 2357))
@@ -1345,8 +1407,36 @@ def check_eps_grid(grid, *, clean, clean_ci, randomized, n, large_eps=0.5, near_
     return c0, c1, c2
 
 
+def check_square_vs_whitebox(counts, n, *, max_fraction=0.02):
+    """Checklist item 8 (in part): Square, run after APGD, should find (almost) nothing.
+
+    Square is black-box; when it breaks many samples the white-box attack missed,
+    the gradients are likely masked (AutoAttack's own ``check_square_sr`` rule).
+    Passes when Square broke at most ``max(1, max_fraction * n)`` samples.
+    """
+    k = int(counts.get("square", 0))
+    white = {a: int(v) for a, v in counts.items() if a.startswith("apgd")}
+    return CheckResult("whitebox_at_least_as_strong_as_square", k <= max(1.0, max_fraction * n),
+                       float(k), {"square_after_apgd": k, "apgd": white, "n": int(n),
+                                  "max_fraction": max_fraction})
+
+
 def check_flags(flags, cfg):
-    """Checklist item 10: AutoAttack's flags agree with what the evaluation assumed."""
+    """Checklist item 10: AutoAttack's flags agree with what the evaluation assumed.
+
+    Parameters
+    ----------
+    flags : dict
+        From :func:`autoattack_flags`.
+    cfg : dict
+        From :func:`resolve_attack_config`.
+
+    Returns
+    -------
+    result : CheckResult
+        Passes when AutoAttack's randomness verdict matches the module's, the
+        output is logits (not probabilities) and the class count suits the attacks.
+    """
     consistent = flags["randomized"] == cfg["randomized"]
     ok = consistent and not flags["probability_output"] and flags["n_classes_ok"]
     return CheckResult("autoattack_flags", ok, None, {
@@ -1360,7 +1450,7 @@ def check_flags(flags, cfg):
 
 def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, flags=None,
                       eps_grid=(), grid_attack_kwargs=None, n_draws=1, n_fd_samples=3,
-                      batch_size=250, random_state=0, device=None):
+                      attack_counts=None, batch_size=250, random_state=0, device=None):
     """Run the checklist's checks; every failure or error is a record, never an exception.
 
     Parameters
@@ -1380,6 +1470,9 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
         settings) for items 2 and 3; the main ``eps`` reuses the main result.
     n_draws : int
         Scoring draws.
+    attack_counts : dict, optional
+        Samples broken per attack stage (from :func:`run_attack` details) for
+        the Square-versus-white-box check.
 
     Returns
     -------
@@ -1445,6 +1538,9 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
         "random_noise_weaker_than_attack", check_random_noise, module, x, y, eps=eps, norm=norm,
         clean_accuracy=clean_m["accuracy"], robust_accuracy=rob_m["accuracy"], n_draws=n_draws,
         batch_size=batch_size, random_state=random_state, device=device))
+    if attack_counts is not None:
+        checks.append(_safe_check("whitebox_at_least_as_strong_as_square", check_square_vs_whitebox,
+                                  attack_counts, clean_m["n"]))
     if flags is not None:
         checks.append(_safe_check("autoattack_flags", check_flags, flags, cfg))
     else:
@@ -1731,6 +1827,10 @@ def evaluate_robustness(
                 raise ValueError(f"y holds labels {missing.tolist()} not in the pipeline's classes_ {classes.tolist()}.")
             y = np.searchsorted(classes, y) if np.all(classes[:-1] <= classes[1:]) else \
                 np.array([int(np.flatnonzero(classes == v)[0]) for v in y])
+    mod_space = getattr(module, "space", space)
+    if mod_space != space:
+        raise ValueError(f"space={space!r} but the module attacks {mod_space!r} inputs; "
+                         f"compile it with to_torch_module(..., space={space!r}).")
     module.eval()
     dev = _module_device(module, device)
     x = _prepare_inputs(module, X, space, image_shape, dev)
@@ -1765,7 +1865,8 @@ def evaluate_robustness(
         check_list, grid = run_sanity_checks(
             module, xt, yt, x_adv, cfg=cfg, clean_scores=clean_s, robust_scores=rob_s, flags=flags,
             eps_grid=eps_grid, grid_attack_kwargs=grid_attack_kwargs, n_draws=n_draws,
-            n_fd_samples=n_fd_samples, batch_size=batch_size, random_state=random_state, device=dev)
+            n_fd_samples=n_fd_samples, attack_counts=details["counts"], batch_size=batch_size,
+            random_state=random_state, device=dev)
         timings["checks"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     timings["attack_batches"] = details["batch_seconds"]
