@@ -247,21 +247,20 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
         self.verbose = verbose
 
     # ------------------------------------------------------------------ helpers
-    def _class_weights(self, y_idx, n_classes):
-        """Loss weights in the order of ``classes_`` (None when unweighted)."""
+    def _class_weights(self, classes, y_idx):
+        """Loss weights in the order of ``classes`` (None when unweighted)."""
         if self.class_weight is None:
             return None
+        labels = classes.tolist()
         if isinstance(self.class_weight, dict):
-            unknown = [c for c in self.class_weight if c not in set(self.classes_.tolist())]
+            unknown = [c for c in self.class_weight if c not in set(labels)]
             if unknown:
                 raise ValueError(
                     f"class_weight has labels {unknown!r} that are not in y; the classes "
-                    f"are {self.classes_.tolist()!r}."
+                    f"are {labels!r}."
                 )
-            return np.array(
-                [float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()]
-            )
-        return compute_class_weight("balanced", classes=np.arange(n_classes), y=y_idx)
+            return np.array([float(self.class_weight.get(c, 1.0)) for c in labels])
+        return compute_class_weight("balanced", classes=np.arange(len(labels)), y=y_idx)
 
     def _validation_split(self, y_idx, n_classes, seed):
         """(train, valid) index arrays, or None when no split is possible or wanted."""
@@ -370,19 +369,19 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
-        self.classes_ = encoder.classes_
-        n_classes = self.classes_.shape[0]
+        classes = encoder.classes_
+        n_classes = classes.shape[0]
         if n_classes < 2:
             raise ValueError(
                 "SkorchCNNClassifier needs samples of at least 2 classes in y; got 1 "
-                f"class ({self.classes_[0]!r})."
+                f"class ({classes[0]!r})."
             )
         y_idx = encoder.transform(y).astype(np.int64)
         X = self._as_float32(X)
         device = _resolve_device(self.device)
         seed = _torch_seed(self.random_state)
 
-        weights = self._class_weights(y_idx, n_classes)
+        weights = self._class_weights(classes, y_idx)
         split = self._validation_split(y_idx, n_classes, seed)
         if split is None:
             X_tr, y_tr, valid = X, y_idx, None
@@ -405,6 +404,7 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
             net.fit(X_tr, y_tr)
         net.module_.eval()
 
+        self.classes_ = classes
         self.net_ = net
         self.class_weight_ = weights
         self.device_ = device
