@@ -44,14 +44,14 @@ class LinearModel(nn.Module):
     shared by the rows (common random numbers), as in the purifier.
     """
 
-    def __init__(self, W, b, noise_std=0.0, seed=0, fail_after=None, detach=False):
+    def __init__(self, W, b, noise_std=0.0, seed=0, fail_after=None, detach=False, space="pixel"):
         super().__init__()
         self.W = nn.Parameter(torch.as_tensor(W, dtype=torch.float32), requires_grad=False)
         self.b = nn.Parameter(torch.as_tensor(b, dtype=torch.float32), requires_grad=False)
         self.noise_std = float(noise_std)
         self.randomized = noise_std > 0
         self.n_classes = 2 if self.W.ndim == 1 else self.W.shape[1]
-        self.space = "pixel"
+        self.space = space
         self.gen = torch.Generator().manual_seed(seed)
         self.calls = 0
         self.fail_after = fail_after
@@ -389,7 +389,7 @@ def test_feature_space_hook():
     feats = nn.functional.avg_pool2d(torch.from_numpy(X), 4).reshape(30, -1).numpy()
     b = np.float32(-np.median(feats @ w))
     y = (feats @ w + b > 0).astype(np.int64)
-    model = FeatureModel(w, b)
+    model = FeatureModel(w, b, space="feature")
     rep = evaluate_robustness(model, X.reshape(30, -1), y, space="feature", eps=0.05,
                               eps_grid=(), checks=False, progress=False, **FAST)
     assert rep.threat_model["space"] == "feature"
