@@ -1,0 +1,312 @@
+"""Tests of the diffusion purifier (sknnmfdiff.purification, sknnmfdiff._torch_diffusion)."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
+
+from sknnmfdiff._torch_diffusion import (
+    DenoiserMLP,
+    FeaturePurifier,
+    linear_beta_schedule,
+    sinusoidal_embedding,
+)
+from sknnmfdiff.purification import DiffusionPurifier
+
+FAST = dict(n_steps=100, t=8, hidden=16, n_layers=2, emb_dim=8, max_epochs=3, n_eot=2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny matmuls run fastest on one thread on the shared machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _features(n=400, k=6, seed=0):
+    """Non-negative, L2-normalised rows clustered around 3 prototypes (NMF-like)."""
+    rng = np.random.default_rng(seed)
+    protos = rng.random((3, k))
+    X = protos[rng.integers(0, 3, n)] + 0.05 * rng.random((n, k))
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A purifier trained well enough to denoise, on 400 rows; 200 held out."""
+    X = _features(600)
+    pur = DiffusionPurifier(max_epochs=60, hidden=64, random_state=0).fit(X[:400])
+    return pur, X[:400], X[400:]
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def test_linear_beta_schedule_values():
+    betas, ab = linear_beta_schedule()
+    assert betas.dtype == ab.dtype == torch.float64
+    assert betas.shape == ab.shape == (1000,)
+    assert betas[0].item() == pytest.approx(1e-4)
+    assert betas[-1].item() == pytest.approx(0.02)
+    # Hand computation of alpha_bar_41 = prod_{i=0}^{40} (1 - beta_i).
+    hand = 1.0
+    for i in range(41):
+        hand *= 1.0 - (1e-4 + i * (0.02 - 1e-4) / 999)
+    assert ab[40].item() == pytest.approx(hand, rel=1e-12)
+    assert math.sqrt(1 - hand) == pytest.approx(0.1421, abs=1e-3)
+    assert torch.all(torch.diff(ab) < 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"n_steps": 0}, "n_steps"), ({"beta_start": 0.1, "beta_end": 0.01}, "beta_start")],
+)
+def test_linear_beta_schedule_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        linear_beta_schedule(**kwargs)
+
+
+def test_sinusoidal_embedding():
+    t = torch.tensor([0, 1, 41, 999])
+    emb = sinusoidal_embedding(t, 32)
+    assert emb.shape == (4, 32) and emb.dtype == torch.float32
+    np.testing.assert_allclose(emb[0, :16], 0.0)  # sin(0)
+    np.testing.assert_allclose(emb[0, 16:], 1.0)  # cos(0)
+    freqs = np.exp(-np.log(10000.0) * np.arange(16) / 16)
+    np.testing.assert_allclose(emb[2, :16], np.sin(41 * freqs), atol=1e-5)
+    np.testing.assert_allclose(emb[2, 16:], np.cos(41 * freqs), atol=1e-5)
+    assert sinusoidal_embedding(t, 7).shape == (4, 7)
+    with pytest.raises(ValueError, match="1-D"):
+        sinusoidal_embedding(torch.zeros(2, 2), 8)
+
+
+# --------------------------------------------------------------------- torch modules
+
+
+@pytest.mark.parametrize("precond", [True, False])
+def test_denoiser_shapes_and_row_independence(precond):
+    _, ab = linear_beta_schedule()
+    kw = {"alphas_cumprod": ab, "data_mean": np.full(5, 0.3), "data_scale": 0.2} if precond else {}
+    net = DenoiserMLP(5, hidden=16, n_layers=2, emb_dim=8, **kw)
+    x = torch.rand(9, 5)
+    out = net(x, torch.full((9,), 41))
+    assert out.shape == (9, 5) and out.dtype == torch.float32
+    torch.testing.assert_close(net(x[3:4], 41), out[3:4])
+
+
+def _purifier(t=41, n_eot=8, seed=0):
+    _, ab = linear_beta_schedule()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = DenoiserMLP(6, hidden=16, n_layers=2, alphas_cumprod=ab,
+                          data_mean=np.full(6, 0.4), data_scale=0.2)
+    return FeaturePurifier(net, ab, t, n_eot).manual_seed(seed)
+
+
+def test_feature_purifier_t0_is_identity():
+    z = torch.rand(5, 6)
+    assert _purifier(t=0)(z) is z
+
+
+def test_feature_purifier_batch_invariance():
+    """Each row's output depends only on the row and the seed, not on the batch."""
+    z = torch.from_numpy(_features(250))
+    full = _purifier()(z)
+    ones = torch.cat([_purifier()(z[i : i + 1]) for i in (0, 100, 249)])
+    torch.testing.assert_close(ones, full[[0, 100, 249]], rtol=1e-5, atol=1e-6)
+    sevens = _purifier()(z[:7])
+    torch.testing.assert_close(sevens, full[:7], rtol=1e-5, atol=1e-6)
+
+
+def test_feature_purifier_fresh_noise_seeding_and_rng():
+    z = torch.from_numpy(_features(20))
+    state = torch.get_rng_state()
+    pur = _purifier()
+    a, b = pur(z), pur(z)
+    assert not torch.allclose(a, b)  # fresh noise on every call
+    pur.reset()
+    torch.testing.assert_close(pur(z), a)  # rewound to the seed
+    torch.testing.assert_close(_purifier(seed=0)(z), a)
+    assert not torch.allclose(_purifier(seed=1)(z), a)
+    assert torch.equal(torch.get_rng_state(), state)  # global RNG untouched
+
+
+def test_feature_purifier_gradients_reach_input():
+    z = torch.from_numpy(_features(4)).requires_grad_(True)
+    _purifier()(z).sum().backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+    assert z.grad.abs().sum() > 0
+
+
+def test_feature_purifier_errors():
+    _, ab = linear_beta_schedule(n_steps=50)
+    net = DenoiserMLP(3)
+    with pytest.raises(ValueError, match="t must be"):
+        FeaturePurifier(net, ab, 51, 4)
+    with pytest.raises(ValueError, match="n_eot"):
+        FeaturePurifier(net, ab, 5, 0)
+    with pytest.raises(RuntimeError, match="manual_seed"):
+        FeaturePurifier(net, ab, 5, 2).reset()
+
+
+# ------------------------------------------------------------------------ estimator
+
+
+def test_fitted_attributes(fitted):
+    pur, _, _ = fitted
+    assert pur.n_features_in_ == 6
+    assert pur.alphas_cumprod_.dtype == pur.betas_.dtype == np.float64
+    assert pur.alphas_cumprod_.shape == (1000,)
+    assert not pur.denoiser_.training
+    assert all(p.device.type == "cpu" for p in pur.denoiser_.parameters())
+    assert pur.loss_curve_.shape == (60,) and pur.loss_curve_[-1] < pur.loss_curve_[0]
+
+
+def test_denoiser_denoises_held_out(fitted):
+    pur, _, X_test = fitted
+    err = pur.denoising_error(X_test, [5, 20, 41, 100, 400], n_draws=4)
+    assert err.t.tolist() == [5, 20, 41, 100, 400]
+    assert np.all(err.denoised < err.noisy), err
+    default = pur.denoising_error(X_test)
+    assert 41 in default.t and default.t.min() == 1 and default.t.max() == 1000
+
+
+def test_transform_deterministic_and_matches_torch_module(fitted):
+    pur, _, X_test = fitted
+    state = torch.get_rng_state()
+    out = pur.transform(X_test)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert out.dtype == np.float32 and out.shape == X_test.shape
+    np.testing.assert_array_equal(pur.transform(X_test), out)
+    # The rows of a smaller call are the same rows (shared noise).
+    np.testing.assert_allclose(pur.transform(X_test[5:12]), out[5:12], rtol=1e-5, atol=1e-6)
+    # The torch module computes transform on its first call.
+    module = pur.make_torch_purifier()
+    with torch.no_grad():
+        np.testing.assert_allclose(module(torch.from_numpy(X_test)).numpy(), out, atol=1e-6)
+    # Purification denoises: closer to the clean input than the noise level.
+    assert np.mean(np.linalg.norm(out - X_test, axis=1)) < 0.142 * np.sqrt(6)
+
+
+def test_transform_t0_identity_and_random_state_none(fitted):
+    pur, _, X_test = fitted
+    same = pur.transform(X_test)
+    pur.set_params(t=0)
+    try:
+        np.testing.assert_array_equal(pur.transform(X_test), X_test)
+        pur.set_params(t=41, random_state=None)
+        assert not np.allclose(pur.transform(X_test), pur.transform(X_test))
+        pur.set_params(t=1001)
+        with pytest.raises(ValueError, match="t must be an integer in 0 .. 1000"):
+            pur.transform(X_test)
+    finally:
+        pur.set_params(t=41, random_state=0)
+    np.testing.assert_array_equal(pur.transform(X_test), same)
+
+
+def test_fit_reproducible_and_caller_rng_untouched():
+    X = _features(100)
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()
+    a = DiffusionPurifier(**FAST, random_state=3).fit(X)
+    b = DiffusionPurifier(**FAST, random_state=3).fit(X)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], np_state[1])
+    np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    c = DiffusionPurifier(**FAST, random_state=4).fit(X)
+    assert not np.array_equal(a.loss_curve_, c.loss_curve_)
+
+
+def test_fit_transform_semantics():
+    X = _features(80).astype(np.float64)
+    clean = DiffusionPurifier(**FAST, train_on_purified=False, random_state=0)
+    out = clean.fit_transform(X)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, X.astype(np.float32))
+    assert not np.allclose(clean.transform(X), out)
+    purified = DiffusionPurifier(**FAST, train_on_purified=True, random_state=0)
+    np.testing.assert_array_equal(purified.fit_transform(X), purified.transform(X))
+
+
+def test_in_pipeline_with_classifier():
+    from sklearn.linear_model import LogisticRegression
+
+    X = _features(200)
+    y = (X[:, 0] > np.median(X[:, 0])).astype(int)
+    pipe = make_pipeline(DiffusionPurifier(**FAST, random_state=0), LogisticRegression())
+    assert pipe.fit(X, y).predict(X).shape == (200,)
+
+
+def test_pickle_round_trip(fitted):
+    pur, _, X_test = fitted
+    clone = pickle.loads(pickle.dumps(pur))
+    np.testing.assert_array_equal(clone.transform(X_test), pur.transform(X_test))
+    assert not clone.denoiser_.training
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"t": 101}, "must not exceed the number of diffusion steps"),
+        ({"beta_start": 0.05, "beta_end": 0.01}, "must not exceed beta_end"),
+        ({"device": "nonsense"}, "not a torch device"),
+    ],
+)
+def test_fit_errors(params, match):
+    with pytest.raises(ValueError, match=match):
+        DiffusionPurifier(**{**FAST, **params}).fit(_features(20))
+
+
+def test_denoising_error_errors(fitted):
+    pur, _, X_test = fitted
+    with pytest.raises(ValueError, match="1 .. 1000"):
+        pur.denoising_error(X_test, [0, 41])
+    with pytest.raises(ValueError, match="n_draws"):
+        pur.denoising_error(X_test, 41, n_draws=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fit_on_cuda_keeps_denoiser_on_cpu():
+    X = _features(100)
+    pur = DiffusionPurifier(**FAST, device="cuda", random_state=0).fit(X)
+    assert all(p.device.type == "cpu" for p in pur.denoiser_.parameters())
+    assert pur.transform(X).shape == X.shape
+
+
+# ------------------------------------------------------------------ sklearn checks
+
+
+def _expected_failures(estimator):
+    if estimator.train_on_purified:
+        return {}
+    reason = (
+        "train_on_purified=False: fit_transform returns its input unchanged so that the "
+        "classifier trains on clean features (the paper's protocol), deliberately unlike "
+        "fit().transform()"
+    )
+    return {
+        "check_transformer_general": reason,
+        "check_transformer_general(readonly_memmap=True)": reason,
+        "check_transformer_data_not_an_array": reason,
+    }
+
+
+@parametrize_with_checks(
+    [
+        DiffusionPurifier(**FAST, random_state=0),
+        DiffusionPurifier(**FAST, train_on_purified=False, random_state=0),
+    ],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_param_validation():
+    check_param_validation("DiffusionPurifier", DiffusionPurifier(**FAST))
