@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
@@ -243,7 +243,7 @@ def _load_one(path, size):
         with Image.open(path) as img:
             img.load()
             gray, scale = _to_gray_array(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # noqa: BLE001 - decoder plugins raise many types; all are reported
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return None, reason
     if gray.ndim != 2 or min(gray.shape) == 0:
@@ -619,9 +619,13 @@ def find_duplicates(images, *, kind="exact", max_distance=4, hash_size=8):
     max_distance : int, default=4
         Largest Hamming distance, in bits out of ``hash_size ** 2``, between
         the pHashes of two near duplicates. Ignored for ``kind="exact"``.
-        The default 4 of 64 bits was chosen on the Kaggle data, where it
-        links re-saved and lightly re-processed copies without chaining
-        distinct patients into large groups.
+        The default 4 of 64 bits was chosen on the shared Kaggle data (7,019
+        images at 128 x 128): pairs at distance 0-2 are re-saved or re-scaled
+        copies (pixel correlation >= 0.93), pairs at 4 are mostly copies or
+        neighbouring slices, and from 6 on the graph chains unrelated images
+        into one component (280 images at 6, 2,577 at 8). At 4 it finds 1,074
+        groups holding 3,570 images, the largest of 28; exact duplicates are
+        300 groups holding 726 images.
     hash_size : int, default=8
         Side of the pHash bit matrix (``hash_size ** 2`` bits).
 
@@ -1060,16 +1064,22 @@ def make_phantom_mri(n_samples, *, image_size=128, random_state=None):
 
     Each slice has a bright skull ring, a brain ellipse with smooth texture
     and a brighter white-matter core, two dark ventricles, a random pose
-    (rotation up to about 14 degrees, shift up to 8 % of the field of view,
-    scale 0.82-1.04), a random gain, a linear bias field and Gaussian noise.
-    Tumour slices (label 1) add one or two lesions inside the brain: Gaussian
-    blobs, 70 % brighter and 30 % darker than the tissue, radius 5-20 % of the
-    half field of view, 30 % of them faint (contrast 0.05-0.12), 30 % ring-
-    enhancing, each pushing the ventricles away (mass effect). Classes are
+    (rotation up to about 9 degrees, shift up to 4 % of the field of view,
+    scale 0.90-1.03), a random gain, a linear bias field and Gaussian noise.
+    Tumour slices (label 1) add one lesion (two in 20 % of them) inside the
+    brain, a Gaussian blob of radius 7-20 % of the half field of view and
+    contrast 0.2-0.5 (15 % faint: 0.06-0.15), of one of three kinds: sellar
+    (midline near the skull base, pituitary-like, 40 %), peripheral (against
+    the inner skull, meningioma-like, 30 %) or intra-axial (anywhere, glioma-
+    like, 30 %; of these 30 % darker than tissue and 40 % ring-enhancing).
+    Each lesion pushes the ventricles away (mass effect). Classes are
     balanced (the extra image of an odd ``n_samples`` is a no-tumour one) and
-    shuffled. The task is meant to be learnable but not trivial: logistic
-    regression on the raw pixels is far from perfect (see the tests and the
-    example ``plot_load_data.py``).
+    shuffled.
+
+    The task is learnable but not trivial: logistic regression on the raw
+    pixels, trained on 2,000 phantoms and tested on 1,000 others, scores
+    about 0.74 (32 x 32, C=0.1), 0.77 (64 x 64, C=0.1) and 0.76 (128 x 128,
+    C=0.01) accuracy; an RBF SVC at 32 x 32 about 0.77.
 
     These images are not medical data and say nothing about real MRI; they
     exist so that the package can be tested and demonstrated offline.

@@ -457,8 +457,9 @@ def test_phantom_looks_like_a_head():
 
 
 def test_phantom_is_learnable_but_not_trivial():
-    train = make_phantom_mri(600, image_size=24, random_state=0)
-    test = make_phantom_mri(300, image_size=24, random_state=1)
+    # logistic regression on raw pixels: ~0.70 here, ~0.77 at 64 x 64 with 2,000 images
+    train = make_phantom_mri(1000, image_size=24, random_state=0)
+    test = make_phantom_mri(400, image_size=24, random_state=1)
     clf = LogisticRegression(C=0.1, max_iter=2000).fit(train.data, train.target)
     acc = clf.score(test.data, test.target)
     assert 0.6 < acc < 0.97
