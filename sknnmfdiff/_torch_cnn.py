@@ -1,8 +1,9 @@
 """A small 1-D convolutional classifier over a feature vector (torch only).
 
-The paper (arXiv 2603.13182, Sec. 3, "classifier") feeds the selected NMF features to
-a 1-D CNN but does not give its layers; this architecture is our choice. It imports
-nothing from scikit-learn so that :mod:`sknnmfdiff.torch_adapter` can reuse it.
+The paper (arXiv 2603.13182, method stage 3, "lightweight CNN") feeds the selected
+NMF features to a 1-D CNN but does not give its layers; this architecture is our
+choice. It imports nothing from scikit-learn so that :mod:`sknnmfdiff.torch_adapter`
+can reuse it.
 """
 
 import torch

@@ -1,12 +1,13 @@
 """A scikit-learn classifier around a skorch-trained 1-D CNN.
 
-:class:`SkorchCNNClassifier` is the last stage of the paper's pipeline (arXiv
-2603.13182, Sec. 3, "classifier"): a small 1-D CNN (:class:`~sknnmfdiff._torch_cnn.CNN1d`)
-over the selected (and, in the defended pipeline, purified) NMF features. It wraps a
-skorch :class:`~skorch.NeuralNetClassifier` built in ``fit`` rather than subclassing
-it, so that it follows scikit-learn's conventions: parameters only stored in
-``__init__``, labels of any type, seeded training that leaves the caller's torch
-random state untouched.
+:class:`SkorchCNNClassifier` is the classifier of the paper's pipeline (arXiv
+2603.13182, method stage 3, "lightweight CNN"): a small 1-D CNN
+(:class:`~sknnmfdiff._torch_cnn.CNN1d`) over the selected (and, in the defended
+pipeline, purified) NMF features. It wraps a skorch
+:class:`~skorch.NeuralNetClassifier` built in ``fit`` rather than subclassing it, so
+that it follows scikit-learn's conventions: parameters only stored in ``__init__``,
+labels of any type, seeded training that leaves the caller's torch random state
+untouched.
 """
 
 import logging
@@ -81,8 +82,8 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
     """1-D CNN classifier over feature vectors, trained by skorch, seeded and sklearn-compatible.
 
     The classifier stage of Diffusion-Based Feature Denoising and Using NNMF for Robust
-    Brain Tumor Classification (CVPR 2026, arXiv 2603.13182, Sec. 3). The paper does
-    not give the CNN's layers or training settings: the architecture
+    Brain Tumor Classification (CVPR 2026, arXiv 2603.13182, method stage 3). The paper
+    does not give the CNN's layers or training settings: the architecture
     (:class:`~sknnmfdiff._torch_cnn.CNN1d`) and the defaults here are our choices.
 
     ``fit`` builds a skorch :class:`~skorch.NeuralNetClassifier` (``net_``) with

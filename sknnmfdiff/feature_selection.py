@@ -1,8 +1,8 @@
 """Univariate feature selection by the aggregate rank of three statistics.
 
 :class:`StatSelector` implements the selection step of the paper (arXiv 2603.13182,
-Sec. 3, "feature selection"): every NMF coefficient is scored by ROC-AUC, Cohen's d
-and Welch's t-test p-value, each criterion is turned into a rank, and the ``k``
+method stage 2, "statistical selection"): every NMF coefficient is scored by
+ROC-AUC, Cohen's d and Welch's t-test p-value, each criterion is turned into a rank, and the ``k``
 features with the best aggregate rank are kept. The paper names the three criteria
 and the aggregate rank but not how ties, degenerate features or more than two classes
 are handled; the rules below are our choices and are documented in the class.
@@ -160,8 +160,8 @@ class StatSelector(VersionedEstimatorMixin, SelectorMixin, BaseEstimator):
     """Keep the ``k`` features with the best aggregate rank of AUC, Cohen's d and Welch p.
 
     The selection step of Diffusion-Based Feature Denoising and Using NNMF for Robust
-    Brain Tumor Classification (CVPR 2026, arXiv 2603.13182, Sec. 3): each feature
-    (an NMF coefficient) is scored by three univariate criteria, each criterion is
+    Brain Tumor Classification (CVPR 2026, arXiv 2603.13182, method stage 2): each
+    feature (an NMF coefficient) is scored by three univariate criteria, each criterion is
     ranked, and the top ``k`` by aggregate rank are kept.
 
     The criteria, for one class against the rest (scores: higher is better):
