@@ -1421,6 +1421,56 @@ def check_square_vs_whitebox(counts, n, *, max_fraction=0.02):
                                   "max_fraction": max_fraction})
 
 
+def check_attack_plateau(module, x, y, *, cfg, robust_accuracy, factor=2, n_draws=1,
+                         batch_size=250, random_state=0, device=None):
+    """Checklist item 6: a stronger attack must not lower the figure much further.
+
+    Reruns the attack with ``factor`` times the iterations, restarts, Square
+    queries and (randomized, adaptive) EOT draws, and with another seed. Fails
+    (the figure is still falling: raise the attack strength) when the stronger
+    attack's robust accuracy is lower by more than one sample (deterministic) or
+    the half-width of the 95 % interval (randomized).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    x : Tensor of shape (N, C, H, W); y : Tensor of shape (N,)
+    cfg : dict
+        Config of the main attack (:func:`resolve_attack_config`).
+    robust_accuracy : float
+        Main attack's mean-probability robust accuracy.
+    factor : int, default=2
+    n_draws, batch_size, random_state, device
+        As in :func:`score`.
+
+    Returns
+    -------
+    result : CheckResult
+        ``value`` is the stronger attack's robust accuracy.
+    """
+    strong = {
+        "n_iter": cfg["apgd_n_iter"] * factor,
+        "n_restarts": cfg["apgd_n_restarts"] * factor,
+        "square_queries": cfg["square_queries"] * factor,
+        "n_eot": cfg["n_eot"] * factor,
+        "square_n_eot": cfg["square_n_eot"] * factor,
+    }
+    xa = run_attack(module, x, y, eps=cfg["eps"], norm=cfg["norm"], protocol=cfg["protocol"],
+                    batch_size=batch_size, random_state=_seed_int(random_state, 31337),
+                    device=device, progress=False, **strong)
+    s = score(module, xa, y, n_draws=n_draws, batch_size=batch_size, random_state=random_state,
+              device=device)["rules"]["mean_probability"]
+    n = s["n"]
+    tol = 1.0 / n
+    if cfg["randomized"]:
+        tol = max(tol, (s["accuracy_ci"][1] - s["accuracy_ci"][0]) / 2)
+    drop = robust_accuracy - s["accuracy"]
+    return CheckResult("attack_strength_plateau", drop <= tol + 1e-12, s["accuracy"], {
+        "main_accuracy": robust_accuracy, "stronger_accuracy": s["accuracy"], "drop": drop,
+        "tolerance": tol, "stronger_settings": strong, "factor": factor,
+    })
+
+
 def check_flags(flags, cfg):
     """Checklist item 10: AutoAttack's flags agree with what the evaluation assumed.
 
@@ -1450,7 +1500,8 @@ def check_flags(flags, cfg):
 
 def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, flags=None,
                       eps_grid=(), grid_attack_kwargs=None, n_draws=1, n_fd_samples=3,
-                      attack_counts=None, batch_size=250, random_state=0, device=None):
+                      attack_counts=None, plateau=False, batch_size=250, random_state=0,
+                      device=None):
     """Run the checklist's checks; every failure or error is a record, never an exception.
 
     Parameters
@@ -1473,6 +1524,9 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
     attack_counts : dict, optional
         Samples broken per attack stage (from :func:`run_attack` details) for
         the Square-versus-white-box check.
+    plateau : bool, default=False
+        Also rerun the attack twice as strong (:func:`check_attack_plateau`;
+        costs about four main attacks).
 
     Returns
     -------
@@ -1538,6 +1592,14 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
         "random_noise_weaker_than_attack", check_random_noise, module, x, y, eps=eps, norm=norm,
         clean_accuracy=clean_m["accuracy"], robust_accuracy=rob_m["accuracy"], n_draws=n_draws,
         batch_size=batch_size, random_state=random_state, device=device))
+    if plateau:
+        checks.append(_safe_check(
+            "attack_strength_plateau", check_attack_plateau, module, x, y, cfg=cfg,
+            robust_accuracy=rob_m["accuracy"], n_draws=n_draws, batch_size=batch_size,
+            random_state=random_state, device=device))
+    else:
+        checks.append(CheckResult("attack_strength_plateau", None, None,
+                                  {"reason": "not requested (plateau=False)"}))
     if attack_counts is not None:
         checks.append(_safe_check("whitebox_at_least_as_strong_as_square", check_square_vs_whitebox,
                                   attack_counts, clean_m["n"]))
@@ -1747,6 +1809,7 @@ def evaluate_robustness(
     eps_grid=(0.0, 0.5),
     grid_attack_kwargs=None,
     checks=True,
+    plateau=False,
     n_fd_samples=3,
     batch_size=250,
     random_state=0,
@@ -1787,6 +1850,10 @@ def evaluate_robustness(
         restarts to save time).
     checks : bool, default=True
         Run the sanity checks.
+    plateau : bool, default=False
+        Also run the attack-strength plateau check (checklist item 6), which
+        reruns the attack with twice the iterations, restarts, queries and EOT
+        draws.
     n_fd_samples : int, default=3
         Inputs used for the finite-difference gradient check.
     batch_size, random_state, device, checkpoint_dir, progress
@@ -1865,7 +1932,8 @@ def evaluate_robustness(
         check_list, grid = run_sanity_checks(
             module, xt, yt, x_adv, cfg=cfg, clean_scores=clean_s, robust_scores=rob_s, flags=flags,
             eps_grid=eps_grid, grid_attack_kwargs=grid_attack_kwargs, n_draws=n_draws,
-            n_fd_samples=n_fd_samples, attack_counts=details["counts"], batch_size=batch_size,
+            n_fd_samples=n_fd_samples, attack_counts=details["counts"], plateau=plateau,
+            batch_size=batch_size,
             random_state=random_state, device=dev)
         timings["checks"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start

@@ -177,14 +177,14 @@ def test_evaluate_deterministic_checks_pass(task):
     """Full evaluation: every sanity check passes on an honest deterministic model."""
     X, y, w, b = task
     model = LinearModel(w, b)
-    rep = evaluate_robustness(model, X.reshape(len(X), -1), y, eps=0.03,
+    rep = evaluate_robustness(model, X.reshape(len(X), -1), y, eps=0.03, plateau=True,
                               eps_grid=(0.0, 0.01, 0.5), progress=False, **FAST)
     checks = {c["name"]: c for c in rep.checks}
     expected = {"perturbation_bounds", "eps_zero_equals_clean",
                 "robust_accuracy_non_increasing_in_eps", "large_eps_drives_accuracy_to_zero",
                 "gradient_nonzero", "gradient_finite_differences",
                 "random_noise_weaker_than_attack", "autoattack_flags", "batch_size_invariance",
-                "whitebox_at_least_as_strong_as_square"}
+                "whitebox_at_least_as_strong_as_square", "attack_strength_plateau"}
     assert expected <= set(checks)
     assert rep.failed_checks == [], rep.checks
     grid = sorted(rep.eps_grid, key=lambda r: r["eps"])
@@ -209,6 +209,7 @@ def test_broken_gradient_is_reported_not_hidden(task):
     assert "gradient_nonzero" in rep.failed_checks
     statuses = {c["name"]: c["status"] for c in rep.checks}
     assert statuses["eps_zero_equals_clean"] == "skipped"
+    assert statuses["attack_strength_plateau"] == "skipped"
 
 
 def test_binary_never_runs_dlr_or_targeted(task, monkeypatch):
@@ -451,6 +452,40 @@ def test_l2_square_skipped_on_small_inputs():
     X, y, W, b = make_linear_task(n=10, side=4)
     cfg = resolve_attack_config(LinearModel(W, b), torch.from_numpy(X), norm="L2")
     assert cfg["attacks"] == ["apgd-ce"] and "Square skipped" in cfg["square_note"]
+
+
+class SineMLP(nn.Module):
+    """A very non-linear two-layer net on 8 x 8 inputs (a single APGD step is not enough)."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.l1, self.l2 = nn.Linear(64, 64), nn.Linear(64, 2)
+        with torch.no_grad():
+            self.l1.weight.copy_(2 * torch.randn(64, 64, generator=g))
+            self.l1.bias.copy_(-self.l1.weight.sum(1) / 2)
+            self.l2.weight.copy_(torch.randn(2, 64, generator=g))
+            self.l2.bias.zero_()
+        self.eval()
+
+    def forward(self, x):
+        return self.l2(torch.sin(self.l1(x.flatten(1))))
+
+
+def test_plateau_flags_a_weak_attack(task):
+    """One APGD iteration, one restart, one Square query: the figure is still falling."""
+    from sknnmfdiff.evaluation import check_attack_plateau
+
+    X = task[0]
+    model = SineMLP()
+    with torch.no_grad():
+        y = model(torch.from_numpy(X)).argmax(1).numpy()
+    weak = dict(n_iter=1, n_restarts=1, square_queries=1)
+    x_adv, det = run_attack(model, X, y, eps=0.02, progress=False, return_details=True, **weak)
+    acc = score(model, x_adv, y)["rules"]["mean_probability"]["accuracy"]
+    res = check_attack_plateau(model, torch.from_numpy(X), torch.from_numpy(y), cfg=det["config"],
+                               robust_accuracy=acc, factor=20)
+    assert res.passed is False and res.value < acc - 1 / len(y)
 
 
 def test_space_mismatch(task):
