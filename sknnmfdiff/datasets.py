@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import numbers
+import os
 import warnings
 from pathlib import Path
 
@@ -278,7 +279,7 @@ def _check_image_size(image_size):
 
 @validate_params(
     {
-        "path": [str, Path],
+        "path": [str, os.PathLike],
         "image_size": [Interval(numbers.Integral, 1, None, closed="left"), tuple, list],
         "task": [StrOptions({"binary", "multiclass"})],
         "on_error": [StrOptions({"raise", "warn"})],
