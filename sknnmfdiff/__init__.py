@@ -23,6 +23,7 @@ _LAZY = {
     "to_torch_module": "sknnmfdiff.torch_adapter",
     "evaluate_robustness": "sknnmfdiff.evaluation",
     "load_mri_folder": "sknnmfdiff.datasets",
+    "load_images": "sknnmfdiff.datasets",
     "find_duplicates": "sknnmfdiff.datasets",
     "paper_split": "sknnmfdiff.datasets",
     "make_phantom_mri": "sknnmfdiff.datasets",

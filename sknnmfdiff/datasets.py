@@ -38,6 +38,7 @@ __all__ = [
     "NEGATIVE_CLASS_NAMES",
     "ImageLoadError",
     "find_duplicates",
+    "load_images",
     "load_mri_folder",
     "make_phantom_mri",
     "paper_split",
@@ -252,6 +253,55 @@ def _load_one(path, size):
     digest = _pixel_hash(gray)
     gray01 = gray.astype(np.float32) / np.float32(scale)
     return _resize(gray01, size), digest
+
+
+def load_images(paths, *, image_size=128):
+    """Load individual image files as grayscale float32 pixel rows in [0, 1].
+
+    The same decoding and resizing as :func:`load_mri_folder` (grayscale luma,
+    8-bit / 16-bit scaling, transparency onto black, antialiased bicubic), for
+    images outside any folder layout, e.g. to classify them with a saved model.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        Image files (JPEG, PNG, TIFF, BMP).
+    image_size : int or (int, int), default=128
+        Output side (or (height, width)) in pixels; use the size the model was
+        trained at.
+
+    Returns
+    -------
+    X : ndarray of shape (n_files, height * width), dtype float32
+        One row per file, in the order given, values in [0, 1].
+
+    Raises
+    ------
+    FileNotFoundError
+        If a path does not exist (the message names it).
+    ImageLoadError
+        If files exist but cannot be decoded; lists every such file and why.
+    ValueError
+        If ``paths`` is empty or ``image_size`` is invalid.
+    """
+    size = _check_image_size(image_size)
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise ValueError("load_images needs at least one image file, got none")
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"no such image file: {', '.join(missing)}")
+    X = np.empty((len(paths), size[0] * size[1]), dtype=np.float32)
+    failures = []
+    for i, p in enumerate(paths):
+        img, info = _load_one(p, size)
+        if img is None:
+            failures.append((p, info))
+        else:
+            X[i] = img.reshape(-1)
+    if failures:
+        raise ImageLoadError(failures)
+    return X
 
 
 def _check_image_size(image_size):

@@ -16,7 +16,9 @@ REAL_DATA_DIR = Path(
     )
 )
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread: the test models are tiny, and on a 2-core machine two
+# spinning threads cost far more than they give.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

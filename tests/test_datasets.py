@@ -532,3 +532,27 @@ def test_real_duplicates_and_paper_split(real_bunch):
     for g in exact + near:
         assert sum(np.isin(g, p).any() for p in parts) <= 1
     assert split.summary["n_exact_duplicates_removed"] > 0
+
+
+def test_load_images_matches_folder_loader(tmp_path):
+    from PIL import Image
+
+    from sknnmfdiff.datasets import ImageLoadError, load_images, load_mri_folder
+
+    rng = np.random.default_rng(0)
+    for cls in ("no", "yes"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            arr = (rng.random((20, 24)) * 255).astype(np.uint8)
+            Image.fromarray(arr).save(tmp_path / cls / f"{i}.png")
+    bunch = load_mri_folder(tmp_path, image_size=16)
+    X = load_images([tmp_path / f for f in bunch.filenames], image_size=16)
+    np.testing.assert_array_equal(X, bunch.data)
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        load_images([tmp_path / "missing.png"], image_size=16)
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    with pytest.raises(ImageLoadError, match="bad.png"):
+        load_images([bad], image_size=16)
+    with pytest.raises(ValueError, match="at least one"):
+        load_images([], image_size=16)

@@ -1,0 +1,33 @@
+"""Plain torch building blocks of the method, free of scikit-learn.
+
+The estimators and :func:`sknnmfdiff.to_torch_module` share these modules, so the
+compiled pipeline computes exactly what the fitted steps compute.
+
+- :class:`NNLSProjection`, :func:`nnls`, :func:`l2_normalize_rows`: exact batched
+  non-negative least squares onto fixed NMF components, with the exact gradient by
+  implicit differentiation on the active set.
+- :class:`CNN1d`: the lightweight 1-D CNN over the selected features.
+- :func:`linear_beta_schedule`, :func:`sinusoidal_embedding`, :class:`DenoiserMLP`,
+  :class:`FeaturePurifier`: the feature-space diffusion purifier (DDPM forward
+  process, Ho et al. 2020; x0-predicting denoiser; EOT average of draws).
+"""
+
+from ._torch_cnn import CNN1d
+from ._torch_diffusion import (
+    DenoiserMLP,
+    FeaturePurifier,
+    linear_beta_schedule,
+    sinusoidal_embedding,
+)
+from ._torch_nnls import NNLSProjection, l2_normalize_rows, nnls
+
+__all__ = [
+    "CNN1d",
+    "DenoiserMLP",
+    "FeaturePurifier",
+    "NNLSProjection",
+    "l2_normalize_rows",
+    "linear_beta_schedule",
+    "nnls",
+    "sinusoidal_embedding",
+]
