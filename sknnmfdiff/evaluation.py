@@ -82,11 +82,22 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "ADAPTIVE_DEFAULTS",
+    "PAPER_DEFAULTS",
+    "SCORING_RULES",
     "CheckResult",
     "MeanProbabilityLogits",
     "RobustnessReport",
     "autoattack_flags",
     "baseline_checks",
+    "check_attack_plateau",
+    "check_batch_invariance",
+    "check_eps_grid",
+    "check_flags",
+    "check_gradients",
+    "check_perturbation",
+    "check_random_noise",
+    "check_square_vs_whitebox",
     "classification_metrics",
     "evaluate_robustness",
     "paper_table",
