@@ -318,9 +318,23 @@ def _json_default(obj):
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
 
 
+def _finite_or_none(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
 def _to_jsonable(obj):
-    """Recursively turn numpy/torch values into JSON-compatible Python objects."""
-    return json.loads(json.dumps(obj, default=_json_default, allow_nan=True))
+    """Recursively turn numpy/torch values into strict-JSON Python objects.
+
+    NaN and infinite floats (e.g. ROC-AUC of a one-class part) become ``None``
+    (JSON ``null``), so any JSON parser reads the output.
+    """
+    return _finite_or_none(json.loads(json.dumps(obj, default=_json_default, allow_nan=True)))
 
 
 # ----------------------------------------------------------------------------- the EOT wrapper
@@ -1677,7 +1691,7 @@ class RobustnessReport:
 
     def to_json(self, path=None, *, indent=2):
         """Serialise to JSON; written to ``path`` when given. Returns the JSON text."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=True)
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
         if path is not None:
             Path(path).write_text(text)
         return text

@@ -502,3 +502,14 @@ def test_invalid_inputs(task):
         run_attack(LinearModel(w, b), X[:5].reshape(5, -1), y[:5], progress=False)
     with pytest.raises(ValueError, match="classes"):
         run_attack(LinearModel(w, b), X[:5], np.full(5, 3), progress=False)
+
+
+def test_report_json_is_strict_json_nan_becomes_null():
+    from sknnmfdiff.evaluation import _to_jsonable
+
+    obj = {"auc": float("nan"), "x": [1.0, float("inf"), np.float32(2.0)], "n": np.int64(3)}
+    out = _to_jsonable(obj)
+    assert out == {"auc": None, "x": [1.0, None, 2.0], "n": 3}
+    import json
+
+    json.dumps(out, allow_nan=False)  # raises ValueError if any NaN/inf survived
