@@ -141,7 +141,11 @@ def nnls_gram(G, B, max_iter=None):
         return w, P
     with _single_thread(dev):
         tol = 10.0 * r * _EPS64 * B.abs().amax(1, keepdim=True)
-        ninf = torch.full((N,), r + 1, dtype=torch.long, device=dev)
+        # The first pivoting step from (w = 0, P = {}) is known in closed form: y = -b,
+        # so every index with b_i > tol is infeasible and, being the first step (fewer
+        # infeasibilities than the initial r + 1), all of them enter P. Start there.
+        P = B > tol
+        ninf = P.sum(1)
         budget = torch.full((N,), 3, dtype=torch.long, device=dev)
         todo = torch.arange(N, device=dev)
         ar = torch.arange(r, device=dev)
