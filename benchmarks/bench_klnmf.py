@@ -54,7 +54,8 @@ def load_images(n, side, seed):
 
 def synthetic(n, side, seed):
     rng = np.random.default_rng(seed)
-    X = rng.random((n, 15)) @ rng.random((15, side * side)) / 15 + 0.05 * rng.random((n, side * side))
+    f = side * side
+    X = rng.random((n, 15)) @ rng.random((15, f)) / 15 + 0.05 * rng.random((n, f))
     X[X < np.quantile(X, 0.25)] = 0.0
     return (X / X.max()).astype(np.float32)
 
@@ -109,7 +110,8 @@ def main():
     for name in ("sklearn float64", "sklearn float32"):
         print(f"    speed-up vs {name}: {res[name][0] / t_ours:6.2f}x")
     t200, loss200 = runs[f"ours {n_iter} it plain MU"][:2]
-    print(f"    plain MU, equal iterations ({n_iter}): {res['sklearn float64'][0] / t200:6.2f}x vs float64, "
+    print(f"    plain MU, equal iterations ({n_iter}): "
+          f"{res['sklearn float64'][0] / t200:6.2f}x vs float64, "
           f"KL ratio ours/sklearn64 = {loss200 / target:.6f}")
     assert abs(_kl_divergence(Xt, W, H) - loss_ours) <= 1e-6 * loss_ours  # loss is honest
 

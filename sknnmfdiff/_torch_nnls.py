@@ -10,12 +10,14 @@ solves
 
 It works in the Gram form: with ``G = H H^T`` (``r x r``) and ``b = x H^T`` the
 problem is ``min_{w >= 0} w G w^T / 2 - w b^T``, so after one matrix product over the
-pixels everything is ``r``-dimensional and is done in float64. The solver is the
-active-set method of Lawson & Hanson (1974, ch. 23), run for all rows at once: each row
-carries its own passive set and follows exactly the path it would follow alone, from
-the same start (``w = 0``, empty passive set), so a sample's result does not depend on
-the batch it arrives in (up to the rounding of the ``X H^T`` product). The result
-satisfies the KKT conditions to a tolerance of ``10 r eps max|b|``.
+pixels (float64) everything is ``r``-dimensional and is done in float64. The solver is
+the block principal pivoting active-set method of Kim & Park (2011), run for all rows at
+once: each row carries its own passive set and follows exactly the pivoting sequence it
+would follow alone, from the same start, so a sample's result does not depend on the
+batch it arrives in (up to the rounding of the ``X H^T`` product). A row stops only when
+its KKT conditions hold (``w_P >= 0``, gradient ``>= -10 r eps max|b|`` off ``P``), so
+the result is the unique minimiser that Lawson & Hanson's NNLS (``scipy.optimize.nnls``)
+also returns.
 
 The gradient is exact (implicit differentiation on the final passive set ``P``): with
 ``w_P = G_PP^{-1} b_P`` and ``w = 0`` off ``P``,
@@ -29,6 +31,8 @@ reuse it.
 
 References
 ----------
+J. Kim and H. Park, "Fast nonnegative matrix factorization: an active-set-like method
+and comparisons", SIAM J. Sci. Comput. 33(6), 3261-3281, 2011.
 C. L. Lawson and R. J. Hanson, *Solving Least Squares Problems*, Prentice-Hall, 1974,
 chapter 23 (algorithm NNLS).
 """

@@ -141,7 +141,10 @@ def _kl_divergence(X, W, H, Xlog=None, const=None, block_rows=_BLOCK_ROWS, runne
         with _BlockRunner(X.shape[0], block_rows, X.device) as run:
             return _kl_divergence(X, W, H, Xlog, const, block_rows, run)
     b = min(block_rows, X.shape[0])
-    bufs = [torch.empty(b, X.shape[1], dtype=X.dtype, device=X.device) for _ in range(runner.n_workers)]
+    bufs = [
+        torch.empty(b, X.shape[1], dtype=X.dtype, device=X.device)
+        for _ in range(runner.n_workers)
+    ]
     accs = [torch.zeros((), dtype=torch.float64, device=X.device) for _ in range(runner.n_workers)]
 
     def block(k, s, n):
