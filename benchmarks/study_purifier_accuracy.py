@@ -29,17 +29,22 @@ clean clf, preconditioned, 50 epochs        -2.9           -8.0
 clean clf, preconditioned, 256 x 4          -2.2           -6.1
 purified clf, direct x0 MLP, uniform t      -0.2           -4.7
 purified clf, preconditioned, uniform t     0.0 (+0.1)     +0.4 (-2.1)
-  (default; in brackets seeds 3-5;
-   seeds 0-5: +0.05 / -0.9, worst -4.6)
+  200 epochs; in brackets seeds 3-5;
+  seeds 0-5: +0.05 / -0.9, worst -0.3 / -4.6
 purified clf, preconditioned, t focus 0.5   -0.4 (0.0)     -7.0 (-5.1)
-purified clf, default, n_eot 32 (seeds 0-5) 0.0            -2.3
+purified clf, as above, n_eot 32 (0-5)      0.0            -2.3 (worst -6.8)
+purified clf, 256 x 4, 200 epochs (0-5)     -0.6           -0.8 (worst -3.9)
+purified clf, 256 x 4, 400 epochs (0-5)     -0.4           +0.1 (worst -0.8)
+purified clf, 128 x 3, 400 epochs (0-5)     -0.03          -0.03 (worst -1.4)
+  = the chosen default
 ==========================================  =============  ==============
 
 Held-out denoising error ||x0_hat - x0|| at t = 10, 41, 100, 300 (against ||x_t - x0||
 0.134, 0.44, 0.98, 2.41): direct MLP 0.31, 0.36, 0.44, 0.50 (worse than no denoising at
 t = 10); preconditioned 0.13, 0.32, 0.44, 0.50; preconditioned with t focus 0.12, 0.28,
-0.42, 0.50. Training the classifier on purified features is what keeps clean accuracy;
-the MLP stand-in's accuracy varies by a few points from seed to seed.
+0.42, 0.50; 400 epochs 0.13, 0.31, 0.43, 0.50. Training the classifier on purified
+features is what keeps clean accuracy; training the denoiser longer (400 epochs) is what
+makes it stable from seed to seed (the MLP stand-in itself varies by about a point).
 
 Run::
 
