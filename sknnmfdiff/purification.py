@@ -326,7 +326,7 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         losses = np.empty(self.max_epochs, dtype=np.float64)
         for epoch in range(self.max_epochs):
             perm = torch.randperm(n, generator=gen, device=device)
-            total = 0.0
+            total = torch.zeros((), dtype=torch.float64, device=device)
             for start in range(0, n, batch_size):
                 x0 = data[perm[start : start + batch_size]]
                 b = x0.shape[0]
@@ -341,8 +341,8 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += float(loss.detach()) * b
-            losses[epoch] = total / n
+                total += loss.detach() * b  # no host sync per step on CUDA
+            losses[epoch] = float(total) / n
         logger.info(
             "DiffusionPurifier: %d epochs on %d x %d features, loss %.4g -> %.4g",
             self.max_epochs, n, k, losses[0], losses[-1],
