@@ -27,6 +27,7 @@ clean clf, direct x0 MLP, uniform t         -4.0           -13.9
 clean clf, preconditioned, uniform t        -2.0           -6.2
 clean clf, preconditioned, t focus 0.5      -2.1           -6.9
 clean clf, preconditioned, 50 epochs        -2.9           -8.0
+clean clf, preconditioned, 400 epochs (0-5) -2.2           -6.6 (worst -13.8)
 clean clf, preconditioned, 256 x 4          -2.2           -6.1
 purified clf, direct x0 MLP, uniform t      -0.2           -4.7
 purified clf, preconditioned, uniform t     0.0 (+0.1)     +0.4 (-2.1)
