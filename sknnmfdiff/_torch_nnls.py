@@ -328,9 +328,13 @@ class NNLSProjection(nn.Module):
         self.max_iter = max_iter
 
     def forward(self, X):
-        """Project ``X`` (N, n_features) -> float32 (N, r)."""
+        """Project ``X`` (N, n_features) -> (N, r) in ``X``'s floating dtype.
+
+        float32 in the pipeline; float64 input stays float64, so that the
+        gradient can be checked against finite differences in double precision.
+        """
         W = nnls(X, self.components.to(X.device), max_iter=self.max_iter)
-        W = W.to(torch.float32)
+        W = W.to(X.dtype if X.is_floating_point() else torch.float32)
         if self.normalize:
             W = l2_normalize_rows(W)
         return W

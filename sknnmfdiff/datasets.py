@@ -1074,16 +1074,19 @@ def _phantom_slice(rng, xx, yy, basis_y, basis_x, lesion):
         for _ in range(n_lesions):
             kind = _LESION_KINDS[rng.choice(3, p=(0.4, 0.3, 0.3))]
             cx, cy = _lesion_centre(rng, kind, a_brain, b_brain)
-            radius = rng.uniform(0.07, 0.2)
+            radius = rng.uniform(0.12, 0.3)
             ecc = rng.uniform(0.75, 1.3)
             r2 = ((u - cx) / (radius * ecc)) ** 2 + ((v - cy) / (radius / ecc)) ** 2
             faint = rng.random() < 0.15
-            contrast = rng.uniform(0.06, 0.15) if faint else rng.uniform(0.2, 0.5)
+            contrast = rng.uniform(0.1, 0.2) if faint else rng.uniform(0.3, 0.6)
             sign = -1.0 if (kind == "intra-axial" and rng.random() < 0.3) else 1.0
             blob = np.exp(-np.minimum(r2, 30.0) * rng.uniform(1.0, 2.5))
             if kind == "intra-axial" and rng.random() < 0.4:  # ring with a darker core
                 blob = blob - 1.2 * np.exp(-np.minimum(r2, 30.0) * 5.0)
             img += brain * (sign * contrast) * blob
+            if kind != "sellar":  # vasogenic oedema: a broad, faint bright halo
+                halo = np.exp(-np.minimum(r2, 30.0) / rng.uniform(4.0, 9.0))
+                img += brain * rng.uniform(0.08, 0.18) * halo
             shift -= np.sign(cx) * radius * 0.3
     # ventricles: two dark lobes near the midline
     vx = rng.uniform(0.06, 0.11)
