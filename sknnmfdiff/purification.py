@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_memory, check_is_fitted, validate_data
 
 from ._persistence import VersionedEstimatorMixin
 from ._torch_diffusion import DenoiserMLP, FeaturePurifier, linear_beta_schedule
@@ -57,6 +57,82 @@ def _check_device(device):
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but CUDA is not available.")
     return dev
+
+
+#: Number of denoiser trainings actually run in this process (cache hits excluded).
+_N_TRAININGS = 0
+
+
+def _train_denoiser(
+    X, *, n_steps, beta_start, beta_end, hidden, n_layers, emb_dim, parameterization,
+    small_t_fraction, t_small, max_epochs, batch_size, lr, device, seed,
+):
+    """Train a :class:`DenoiserMLP` on features ``X``; returns ``(denoiser, losses)``.
+
+    Module-level and free of the estimator so that ``joblib.Memory`` can cache it:
+    its arguments are everything the training depends on (not ``t``, unless
+    ``small_t_fraction > 0``). The denoiser comes back on the CPU, in eval mode,
+    with frozen weights; ``losses`` is the mean loss per epoch, float64.
+    """
+    global _N_TRAININGS
+    _N_TRAININGS += 1
+    device = torch.device(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    betas, alphas_cumprod = linear_beta_schedule(n_steps, beta_start, beta_end)
+    # Weight init uses torch's global RNG: do it inside a forked RNG so that the
+    # caller's state is untouched, seeded from random_state.
+    devices = [device.index or 0] if device.type == "cuda" else []
+    precond = {}
+    if parameterization == "preconditioned":
+        mean = X.mean(axis=0, dtype=np.float64)
+        scale = float(np.sqrt(np.mean((X - mean) ** 2)))
+        precond = {
+            "alphas_cumprod": alphas_cumprod,
+            "data_mean": mean,
+            "data_scale": scale if scale > 1e-6 else 1.0,
+        }
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        denoiser = DenoiserMLP(
+            X.shape[1], hidden=hidden, n_layers=n_layers, emb_dim=emb_dim, **precond
+        )
+    denoiser.to(device).train()
+    sqrt_ab = torch.sqrt(alphas_cumprod).to(device=device, dtype=torch.float32)
+    sqrt_1m = torch.sqrt(1.0 - alphas_cumprod).to(device=device, dtype=torch.float32)
+    data = torch.from_numpy(np.ascontiguousarray(X)).to(device)
+    n, k = data.shape
+    batch_size = min(batch_size, n)
+    opt = torch.optim.Adam(denoiser.parameters(), lr=lr)
+
+    losses = np.empty(max_epochs, dtype=np.float64)
+    for epoch in range(max_epochs):
+        perm = torch.randperm(n, generator=gen, device=device)
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for start in range(0, n, batch_size):
+            x0 = data[perm[start : start + batch_size]]
+            b = x0.shape[0]
+            steps = torch.randint(1, n_steps + 1, (b,), generator=gen, device=device)
+            if small_t_fraction > 0:
+                small = torch.randint(1, t_small + 1, (b,), generator=gen, device=device)
+                pick = torch.rand(b, generator=gen, device=device) < small_t_fraction
+                steps = torch.where(pick, small, steps)
+            eps = torch.randn((b, k), generator=gen, device=device)
+            x_t = sqrt_ab[steps - 1, None] * x0 + sqrt_1m[steps - 1, None] * eps
+            loss = torch.mean((denoiser(x_t, steps) - x0) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * b  # no host sync per step on CUDA
+        losses[epoch] = float(total) / n
+    logger.info(
+        "DiffusionPurifier: %d epochs on %d x %d features, loss %.4g -> %.4g",
+        max_epochs, n, k, losses[0], losses[-1],
+    )
+
+    denoiser = denoiser.cpu().eval()
+    for p in denoiser.parameters():
+        p.requires_grad_(False)
+    return denoiser, losses
 
 
 class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, TransformerMixin,
@@ -142,6 +218,11 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         Torch device for training and transforming (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
         The fitted ``denoiser_`` is always kept on the CPU, so that pickles load on
         CPU-only machines. CPU and CUDA draw different noise streams.
+    memory : str, joblib.Memory or None, default=None
+        Cache of the denoiser's training (a folder or a ``joblib.Memory``). The
+        training never depends on ``t``, ``n_eot`` or ``train_on_purified`` (unless
+        ``small_t_fraction > 0``), so a grid search over ``t`` with a cache trains
+        the denoiser once per training set.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, shuffling and training noise (``fit``) and the
         purification noise (every ``transform`` call starts a fresh generator from it, so
@@ -203,6 +284,7 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "train_on_purified": ["boolean"],
         "device": [str],
+        "memory": [None, str, HasMethods(["cache"])],
         "random_state": ["random_state"],
     }
 
@@ -224,6 +306,7 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         lr=1e-3,
         train_on_purified=True,
         device="cpu",
+        memory=None,
         random_state=None,
     ):
         self.t = t
@@ -241,6 +324,7 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         self.lr = lr
         self.train_on_purified = train_on_purified
         self.device = device
+        self.memory = memory
         self.random_state = random_state
 
     def _check_params(self):
@@ -291,66 +375,28 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         X = validate_data(self, X, dtype=np.float32)
         device = self._check_params()
         seed = _derived_seed(_base_seed(self.random_state), _FIT)
-        gen = torch.Generator(device=device).manual_seed(seed)
-
+        train = check_memory(self.memory).cache(_train_denoiser)
+        denoiser, losses = train(
+            X,
+            n_steps=int(self.n_steps),
+            beta_start=float(self.beta_start),
+            beta_end=float(self.beta_end),
+            hidden=int(self.hidden),
+            n_layers=int(self.n_layers),
+            emb_dim=int(self.emb_dim),
+            parameterization=self.parameterization,
+            small_t_fraction=float(self.small_t_fraction),
+            t_small=max(int(self.t), 1) if self.small_t_fraction > 0 else 0,
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
+            lr=float(self.lr),
+            device=str(device),
+            seed=int(seed),
+        )
         betas, alphas_cumprod = linear_beta_schedule(
             self.n_steps, float(self.beta_start), float(self.beta_end)
         )
-        # Weight init uses torch's global RNG: do it inside a forked RNG so that the
-        # caller's state is untouched, seeded from random_state.
-        devices = [device.index or 0] if device.type == "cuda" else []
-        precond = {}
-        if self.parameterization == "preconditioned":
-            mean = X.mean(axis=0, dtype=np.float64)
-            scale = float(np.sqrt(np.mean((X - mean) ** 2)))
-            precond = {
-                "alphas_cumprod": alphas_cumprod,
-                "data_mean": mean,
-                "data_scale": scale if scale > 1e-6 else 1.0,
-            }
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            denoiser = DenoiserMLP(
-                X.shape[1], hidden=int(self.hidden), n_layers=int(self.n_layers),
-                emb_dim=int(self.emb_dim), **precond,
-            )
-        denoiser.to(device).train()
-        sqrt_ab = torch.sqrt(alphas_cumprod).to(device=device, dtype=torch.float32)
-        sqrt_1m = torch.sqrt(1.0 - alphas_cumprod).to(device=device, dtype=torch.float32)
-        data = torch.from_numpy(np.ascontiguousarray(X)).to(device)
-        n, k = data.shape
-        batch_size = min(int(self.batch_size), n)
-        t_small = max(int(self.t), 1)
-        opt = torch.optim.Adam(denoiser.parameters(), lr=float(self.lr))
-
-        losses = np.empty(self.max_epochs, dtype=np.float64)
-        for epoch in range(self.max_epochs):
-            perm = torch.randperm(n, generator=gen, device=device)
-            total = torch.zeros((), dtype=torch.float64, device=device)
-            for start in range(0, n, batch_size):
-                x0 = data[perm[start : start + batch_size]]
-                b = x0.shape[0]
-                steps = torch.randint(1, self.n_steps + 1, (b,), generator=gen, device=device)
-                if self.small_t_fraction > 0:
-                    small = torch.randint(1, t_small + 1, (b,), generator=gen, device=device)
-                    pick = torch.rand(b, generator=gen, device=device) < self.small_t_fraction
-                    steps = torch.where(pick, small, steps)
-                eps = torch.randn((b, k), generator=gen, device=device)
-                x_t = sqrt_ab[steps - 1, None] * x0 + sqrt_1m[steps - 1, None] * eps
-                loss = torch.mean((denoiser(x_t, steps) - x0) ** 2)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach() * b  # no host sync per step on CUDA
-            losses[epoch] = float(total) / n
-        logger.info(
-            "DiffusionPurifier: %d epochs on %d x %d features, loss %.4g -> %.4g",
-            self.max_epochs, n, k, losses[0], losses[-1],
-        )
-
-        self.denoiser_ = denoiser.cpu().eval()
-        for p in self.denoiser_.parameters():
-            p.requires_grad_(False)
+        self.denoiser_ = denoiser
         self.betas_ = betas.numpy()
         self.alphas_cumprod_ = alphas_cumprod.numpy()
         self.loss_curve_ = losses

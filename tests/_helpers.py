@@ -1,0 +1,30 @@
+"""Small shared helpers for the tests (not fixtures)."""
+
+from functools import lru_cache
+
+import numpy as np
+
+
+@lru_cache(maxsize=4)
+def real_subset(data_dir, image_size=64, per_class=150, random_state=0):
+    """A class-balanced subset of the shared MRI data (binary task), cached per process.
+
+    Returns X (n, image_size**2) float32 in [0, 1] and y (n,) int64.
+    """
+    from sknnmfdiff.datasets import load_mri_folder
+
+    bunch = load_mri_folder(
+        data_dir,
+        image_size=image_size,
+        task="multiclass",
+        max_per_class=per_class,
+        random_state=random_state,
+    )
+    # Balance the binary task: as many no-tumour as tumour images.
+    names = np.asarray(bunch.target_names)[bunch.target]
+    y = (names != "notumor").astype(np.int64)
+    rng = np.random.default_rng(random_state)
+    idx0 = np.flatnonzero(y == 0)
+    idx1 = rng.permutation(np.flatnonzero(y == 1))[: len(idx0)]
+    idx = np.sort(np.concatenate([idx0, idx1]))
+    return bunch.data[idx], y[idx]

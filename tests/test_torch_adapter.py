@@ -1,0 +1,136 @@
+"""The compiled torch module: parity with the pipeline, gradients, errors."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sknnmfdiff import make_baseline_pipeline, make_paper_pipeline, to_torch_module
+
+from _helpers import real_subset
+
+FAST = dict(nmf__max_iter=60, clf__max_epochs=40)
+
+
+@pytest.fixture(scope="module")
+def fitted(real_data_dir):
+    X, y = real_subset(str(real_data_dir), image_size=32, per_class=150)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    base = make_baseline_pipeline(n_components=10, k=6, **FAST).fit(Xtr, ytr)
+    deff = make_paper_pipeline(n_components=10, k=6, purify__max_epochs=40, **FAST).fit(Xtr, ytr)
+    return Xte, yte, base, deff
+
+
+def _images(X, side=32):
+    return torch.as_tensor(X, dtype=torch.float32).reshape(-1, 1, side, side)
+
+
+def test_baseline_parity(fitted):
+    Xte, _, base, _ = fitted
+    module = to_torch_module(base, device="cpu")
+    assert not module.training and not module.randomized
+    with torch.no_grad():
+        proba = torch.softmax(module(_images(Xte)), dim=1).numpy()
+    np.testing.assert_allclose(proba, base.predict_proba(Xte), atol=1e-5)
+
+
+def test_defended_parity_same_seed(fitted):
+    Xte, _, _, deff = fitted
+    module = to_torch_module(deff, device="cpu")
+    assert module.randomized
+    with torch.no_grad():
+        first = torch.softmax(module(_images(Xte)), dim=1).numpy()
+        second = torch.softmax(module(_images(Xte)), dim=1).numpy()
+    np.testing.assert_allclose(first, deff.predict_proba(Xte), atol=1e-5)
+    # Fresh noise on each call ...
+    assert not np.allclose(first, second)
+    # ... and rewinding the generator reproduces the first call.
+    module.reset()
+    with torch.no_grad():
+        again = torch.softmax(module(_images(Xte)), dim=1).numpy()
+    np.testing.assert_array_equal(first, again)
+
+
+@pytest.mark.parametrize("which", ["base", "deff"])
+def test_batch_size_invariance(fitted, which):
+    Xte, _, base, deff = fitted
+    module = to_torch_module(base if which == "base" else deff, device="cpu")
+    x = _images(np.concatenate([Xte] * 3)[:250])
+    outs = []
+    for bs in (1, 7, 250):
+        parts = []
+        for i in range(0, len(x), bs):
+            module.manual_seed(123)
+            with torch.no_grad():
+                parts.append(module(x[i : i + bs]))
+        outs.append(torch.cat(parts))
+    # Same noise for every row whatever the batch; only float32 rounding of the
+    # batched kernels differs (~1e-6).
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(outs[0], outs[2], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["base", "deff"])
+def test_gradients_reach_pixels_and_match_finite_differences(fitted, which):
+    Xte, _, base, deff = fitted
+    module = to_torch_module(base if which == "base" else deff, device="cpu").double()
+    x = _images(Xte[:4]).double().requires_grad_(True)
+    module.manual_seed(0)
+    out = module(x)
+    loss = torch.nn.functional.cross_entropy(out, torch.tensor([0, 1, 0, 1]), reduction="sum")
+    (grad,) = torch.autograd.grad(loss, x)
+    assert torch.isfinite(grad).all()
+    # Every image gets gradient, and on most pixels.
+    nonzero = (grad.abs() > 0).double().mean(dim=(1, 2, 3))
+    assert (nonzero > 0.5).all(), nonzero
+    # Directional finite differences with the noise held fixed.
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        d = torch.as_tensor(rng.standard_normal(x.shape))
+        d = d / d.norm()
+        h = 1e-4
+
+        def f(z):
+            module.manual_seed(0)
+            with torch.no_grad():
+                o = module(z)
+            return torch.nn.functional.cross_entropy(
+                o, torch.tensor([0, 1, 0, 1]), reduction="sum"
+            ).item()
+
+        fd = (f(x.detach() + h * d) - f(x.detach() - h * d)) / (2 * h)
+        an = float((grad * d).sum())
+        assert abs(fd - an) <= 1e-2 * max(abs(fd), abs(an), 1e-6), (fd, an)
+
+
+def test_feature_space_module(fitted):
+    Xte, _, _, deff = fitted
+    pix = to_torch_module(deff, device="cpu")
+    feat = to_torch_module(deff, device="cpu", space="feature")
+    z = pix.features(_images(Xte))
+    assert z.shape == (len(Xte), 1, 1, 6)
+    assert float(z.min()) >= 0 and float(z.max()) <= 1
+    pix.manual_seed(5)
+    feat.manual_seed(5)
+    with torch.no_grad():
+        torch.testing.assert_close(pix(_images(Xte)), feat(z))
+
+
+def test_uncompilable_step_names_the_step(fitted):
+    Xte, yte, base, _ = fitted
+    pipe = Pipeline([("scale", StandardScaler()), *base.steps])
+    with pytest.raises(TypeError, match="'scale'"):
+        to_torch_module(pipe)
+    with pytest.raises(TypeError, match="Pipeline"):
+        to_torch_module(base.named_steps["clf"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_module(fitted):  # pragma: no cover
+    Xte, _, base, _ = fitted
+    module = to_torch_module(base, device="cuda")
+    with torch.no_grad():
+        proba = torch.softmax(module(_images(Xte).cuda()), dim=1).cpu().numpy()
+    np.testing.assert_allclose(proba, base.predict_proba(Xte), atol=1e-4)
