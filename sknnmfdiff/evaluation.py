@@ -353,7 +353,10 @@ class MeanProbabilityLogits(nn.Module):
     Parameters
     ----------
     module : torch.nn.Module
-        Classifier returning logits of shape ``(N, n_classes)``.
+        Classifier returning logits of shape ``(N, n_classes)``. If it has a method
+        ``forward_draws(x, n)`` returning ``(n, N, n_classes)`` logits of ``n``
+        draws (as :class:`~sknnmfdiff.torch_adapter.CompiledPipeline` has), that
+        is used instead of ``n`` calls.
     n_draws : int, default=1
         Forward passes averaged per call (each draws fresh noise from the module's
         own generator). With 1 the output is ``log_softmax(module(x))``.
@@ -375,9 +378,15 @@ class MeanProbabilityLogits(nn.Module):
         """Return mean-probability log-probabilities, float32 of shape (N, n_classes)."""
         if self.n_draws == 1:
             return F.log_softmax(self.module(x).float(), dim=1)
-        logp = torch.stack(
-            [F.log_softmax(self.module(x).float(), dim=1) for _ in range(self.n_draws)]
-        )
+        draws = getattr(self.module, "forward_draws", None)
+        if draws is not None:
+            # One pass through the deterministic front (e.g. the NNLS projection),
+            # n_draws through the randomized head: the same noise sequence as
+            # n_draws separate calls, at a fraction of the cost.
+            logits = draws(x, self.n_draws)
+        else:
+            logits = torch.stack([self.module(x) for _ in range(self.n_draws)])
+        logp = F.log_softmax(logits.float(), dim=2)
         return torch.logsumexp(logp, dim=0) - math.log(self.n_draws)
 
 

@@ -40,7 +40,7 @@ def _table_with_paper(rows, paper):
     lines = [head, sep]
     for row in rows:
         setting = row["setting"]
-        p = paper.get(setting, {})
+        p = paper.get(setting.lower(), {})
         cells = [_fmt(row.get(key), fmt) for key, _, fmt in _METRICS]
         cells += [
             _fmt(p.get("accuracy"), "{:.2%}"),
@@ -145,7 +145,16 @@ def render_report(results):
     if "validation" in clean:
         rows = [dict(setting=f"validation {name}", **clean["validation"][name])
                 for name in ("baseline", "defended")]
-        out += ["## Clean figures on the validation part", "", _table(rows), ""]
+        out += [
+            "## Clean figures on the validation part",
+            "",
+            "From the pipelines' `predict_proba` (the defended one with its seeded "
+            "`transform`, i.e. one fixed set of n_eot noise draws); the test-part tables "
+            "below re-score the defended model over many fresh draws instead.",
+            "",
+            _table(rows),
+            "",
+        ]
 
     tables = results.get("tables", {})
     evals = results.get("evaluations", {})

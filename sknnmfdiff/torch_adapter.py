@@ -129,6 +129,30 @@ class CompiledPipeline(nn.Module):
             z = x.reshape(x.shape[0], -1)
         return self.head(z)
 
+    def forward_draws(self, x, n_draws):
+        """Logits of ``n_draws`` noise draws of the same input.
+
+        Computes the deterministic front (NNLS projection, selection) once and
+        the randomized head (purifier, CNN) ``n_draws`` times, consuming the
+        noise generator exactly as ``n_draws`` calls of :meth:`forward` would.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Input as for :meth:`forward`.
+        n_draws : int
+            Number of draws, >= 1.
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (n_draws, N, n_classes), float32
+        """
+        if self.space == "pixel":
+            z = self.pixel_features(x)
+        else:
+            z = x.reshape(x.shape[0], -1)
+        return torch.stack([self.head(z) for _ in range(int(n_draws))])
+
     def manual_seed(self, seed):
         """Rewind every noise generator inside the module to ``seed``.
 

@@ -134,3 +134,17 @@ def test_cuda_module(fitted):  # pragma: no cover
     with torch.no_grad():
         proba = torch.softmax(module(_images(Xte).cuda()), dim=1).cpu().numpy()
     np.testing.assert_allclose(proba, base.predict_proba(Xte), atol=1e-4)
+
+
+def test_forward_draws_equals_repeated_calls(fitted):
+    Xte, _, _, deff = fitted
+    module = to_torch_module(deff, device="cpu")
+    x = _images(Xte[:9])
+    module.manual_seed(3)
+    with torch.no_grad():
+        stacked = module.forward_draws(x, 4)
+    module.manual_seed(3)
+    with torch.no_grad():
+        calls = torch.stack([module(x) for _ in range(4)])
+    assert stacked.shape == (4, 9, 2)
+    torch.testing.assert_close(stacked, calls, rtol=1e-5, atol=1e-6)
