@@ -15,6 +15,7 @@ rerun with the same settings in the same folder reuses what is there.
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import logging
 import platform
@@ -213,7 +214,10 @@ def _fit_models(cfg, Xtr, ytr, cache_dir, log, timings):
 def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet):
     from .evaluation import RobustnessReport, evaluate_robustness
 
-    evdir = out / "evaluations"
+    # Finished evaluations are reused only by a rerun with identical settings.
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"}
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    evdir = out / "evaluations" / digest[:12]
     evdir.mkdir(parents=True, exist_ok=True)
     reports = {}
     for space in cfg.spaces:
@@ -239,7 +243,7 @@ def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet):
                         grid_attack_kwargs=dict(cfg.grid_attack),
                         random_state=cfg.seed,
                         device=cfg.device,
-                        checkpoint_dir=out / "checkpoints" / key,
+                        checkpoint_dir=out / "checkpoints" / digest[:12] / key,
                         progress=not quiet,
                         **cfg.attack,
                     )
@@ -284,13 +288,17 @@ def _figures(cfg, base, deff, bunch, split, reports, out, log):
                 rep = reports.get(f"{space}-{protocol}-{name}")
                 if rep is None:
                     continue
+                main = rep.robust[rep.primary_rule]
                 pts = sorted(
-                    [(g["eps"], g["accuracy"]) for g in rep.eps_grid]
-                    + [(rep.threat_model["eps"], rep.robust[rep.primary_rule]["accuracy"])]
+                    [(g["eps"], g["accuracy"], g.get("accuracy_ci")) for g in rep.eps_grid]
+                    + [(rep.threat_model["eps"], main["accuracy"], main.get("accuracy_ci"))],
+                    key=lambda p: p[0],
                 )
-                eps_v, acc_v = zip(*pts)
-                curves[f"{name} / {protocol}"] = np.array(acc_v)
-                eps_axis = np.array(eps_v)
+                label = f"{name} / {protocol}"
+                eps_axis = np.array([p[0] for p in pts])
+                curves[label] = np.array([p[1] for p in pts])
+                if all(p[2] for p in pts):
+                    cis[label] = (np.array([p[2][0] for p in pts]), np.array([p[2][1] for p in pts]))
         if curves:
             unit = "pixel intensity" if space == "pixel" else "feature value"
             save(
@@ -300,6 +308,7 @@ def _figures(cfg, base, deff, bunch, split, reports, out, log):
                     curves,
                     title=f"{space} space, L-inf (eps in {unit} units)",
                     xlabel=f"eps ({unit})",
+                    ci=cis or None,
                 ),
             )
     return files

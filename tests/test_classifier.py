@@ -14,7 +14,6 @@ import torch
 from scipy.special import expit, softmax
 from sklearn.datasets import make_blobs, make_classification
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 from sknnmfdiff._torch_cnn import CNN1d, _n_parameters
 from sknnmfdiff.classifier import NoValidationSplitWarning, SkorchCNNClassifier
@@ -43,28 +42,6 @@ def _easy(n=600, n_features=10, n_classes=2, seed=0):
         random_state=seed,
     )
     return X, y
-
-
-def _expected_failed_checks(estimator):
-    return {
-        "check_methods_subset_invariance": (
-            "torch's float32 convolution and matrix-multiply kernels block the work by "
-            "batch size, so logits of a row differ in the last bits (~1e-7 relative) "
-            "between a batch and a subset of it"
-        ),
-    }
-
-
-@pytest.mark.filterwarnings("ignore::sknnmfdiff.classifier.NoValidationSplitWarning")
-@parametrize_with_checks(
-    [SkorchCNNClassifier(**FAST)], expected_failed_checks=_expected_failed_checks
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
-
-
-def test_param_validation():
-    check_param_validation("SkorchCNNClassifier", SkorchCNNClassifier())
 
 
 @pytest.fixture(scope="module")

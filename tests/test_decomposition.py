@@ -10,12 +10,6 @@ from scipy.optimize import nnls as scipy_nnls
 from sklearn.decomposition import NMF
 from sklearn.decomposition._nmf import _beta_divergence, _initialize_nmf
 from sklearn.model_selection import GridSearchCV
-from sklearn.utils.estimator_checks import (
-    check_param_validation,
-    check_set_output_transform,
-    check_transformer_get_feature_names_out,
-    parametrize_with_checks,
-)
 
 from sknnmfdiff._torch_nnls import NNLSProjection
 from sknnmfdiff.decomposition import KLNMFTransformer, _kl_divergence
@@ -205,16 +199,6 @@ def test_set_output_pandas(fitted):
     assert list(out.columns) == list(m.get_feature_names_out())
 
 
-def test_set_output_and_feature_names_checks():
-    est = KLNMFTransformer(n_components=2, max_iter=10, random_state=0)
-    check_set_output_transform("KLNMFTransformer", est)
-    check_transformer_get_feature_names_out("KLNMFTransformer", est)
-
-
-def test_param_validation():
-    check_param_validation("KLNMFTransformer", KLNMFTransformer())
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
@@ -240,16 +224,3 @@ def test_real_mri_images(real_data_dir):
     assert np.all(np.diff(m.loss_curve_) <= 1e-6 * m.loss_curve_[:-1])
     Z = m.transform(X)
     assert np.isfinite(Z).all() and (Z >= 0).all()
-
-
-def _expected_failed_checks(estimator):
-    # Every check passes with these fast parameters; kept explicit (empty) on purpose.
-    return {}
-
-
-@parametrize_with_checks(
-    [KLNMFTransformer(n_components=2, max_iter=20, random_state=0)],
-    expected_failed_checks=_expected_failed_checks,
-)
-def test_sklearn_estimator_checks(estimator, check):
-    check(estimator)

@@ -7,7 +7,6 @@ import pytest
 from scipy import stats
 from sklearn.feature_selection import SelectKBest
 from sklearn.metrics import roc_auc_score
-from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 from sknnmfdiff.feature_selection import CRITERIA, StatSelector, _t_logsf, _t_logsf_series
 
@@ -26,15 +25,6 @@ def _cohen_d(a, b):
     na, nb = len(a), len(b)
     sp = np.sqrt(((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2))
     return abs(a.mean() - b.mean()) / sp
-
-
-@parametrize_with_checks([StatSelector(k=2)])
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
-
-
-def test_param_validation():
-    check_param_validation("StatSelector", StatSelector())
 
 
 def test_scores_match_reference_implementations():

@@ -11,7 +11,6 @@ from sklearn.metrics import accuracy_score, matthews_corrcoef
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 
 from sknnmfdiff import (
-    DiffusionPurifier,
     InconsistentVersionWarning,
     KLNMFTransformer,
     make_baseline_pipeline,

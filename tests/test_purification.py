@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 from sknnmfdiff._torch_diffusion import (
     DenoiserMLP,
@@ -295,42 +294,3 @@ def test_fit_on_cuda_keeps_denoiser_on_cpu():
 
 
 # ------------------------------------------------------------------ sklearn checks
-
-
-def _expected_failures(estimator):
-    if estimator.train_on_purified:
-        reason = (
-            "train_on_purified=True: fit_transform purifies with independent noise per "
-            "row (so the classifier learns the noise distribution), transform with the "
-            "shared, seeded draws: deliberately unlike fit().transform()"
-        )
-        return {
-            "check_transformer_general": reason,
-            "check_transformer_general(readonly_memmap=True)": reason,
-            "check_transformer_data_not_an_array": reason,
-        }
-    reason = (
-        "train_on_purified=False: fit_transform returns its input unchanged so that the "
-        "classifier trains on clean features (the paper's protocol), deliberately unlike "
-        "fit().transform()"
-    )
-    return {
-        "check_transformer_general": reason,
-        "check_transformer_general(readonly_memmap=True)": reason,
-        "check_transformer_data_not_an_array": reason,
-    }
-
-
-@parametrize_with_checks(
-    [
-        DiffusionPurifier(**FAST, random_state=0),
-        DiffusionPurifier(**FAST, train_on_purified=False, random_state=0),
-    ],
-    expected_failed_checks=_expected_failures,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
-
-
-def test_param_validation():
-    check_param_validation("DiffusionPurifier", DiffusionPurifier(**FAST))

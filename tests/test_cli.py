@@ -1,0 +1,115 @@
+"""The sknnmfdiff command: help, errors with exit status 2, and each subcommand."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sknnmfdiff.cli import main
+
+
+@pytest.mark.parametrize("sub", [[], ["paper"], ["fit"], ["evaluate"], ["predict"]])
+def test_help(sub, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(sub + ["--help"])
+    assert exc.value.code == 0
+    assert "usage: sknnmfdiff" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run(
+        [sys.executable, "-m", "sknnmfdiff", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.startswith("sknnmfdiff ")
+
+
+def test_bad_flag_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["paper", "--eps", "-1"])
+    assert exc.value.code == 2
+
+
+def test_bad_path_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["paper", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0] and "Traceback" not in err[0]
+
+
+def test_empty_folder_is_one_line_exit_2(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    assert main(["fit", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data" in err[0]
+
+
+def test_bad_model_file_exit_2(tmp_path, capsys):
+    bad = tmp_path / "model.joblib"
+    bad.write_text("not a model")
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(img)
+    assert main(["predict", str(bad), str(img)]) == 2
+    assert "model" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def phantom_folder(tmp_path_factory):
+    """A yes/no folder of phantom slices written as PNG."""
+    from sknnmfdiff import make_phantom_mri
+
+    root = tmp_path_factory.mktemp("phantom")
+    b = make_phantom_mri(80, image_size=32, random_state=0)
+    for i, (img, label) in enumerate(zip(b.images, b.target)):
+        d = root / ("yes" if label else "no")
+        d.mkdir(exist_ok=True)
+        Image.fromarray((img * 255).astype(np.uint8)).save(d / f"{i:03d}.png")
+    return root
+
+
+def test_fit_predict_evaluate(phantom_folder, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    args = ["fit", "--data", str(phantom_folder), "--image-size", "32", "--rank", "6",
+            "--k", "4", "--t", "10", "--out", str(model_dir), "--quiet"]
+    assert main(args) == 0
+    model = model_dir / "model.joblib"
+    assert model.is_file()
+    files = sorted(str(p) for p in (phantom_folder / "yes").glob("*.png"))[:3]
+    assert main(["predict", str(model), *files]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    for line, f in zip(lines, files):
+        name, cls, p = line.split("\t")
+        assert name == f and cls in ("no tumour", "tumour") and 0.5 <= float(p) <= 1.0
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(model), "--data", str(phantom_folder), "--max-images", "12",
+                 "--space", "feature", "--out", str(out), "--quiet"]) == 0
+    rep = json.loads((out / "evaluation.json").read_text())
+    assert rep["threat_model"]["space"] == "feature"
+    assert 0.0 <= rep["robust"][rep["primary_rule"]]["accuracy"] <= 1.0
+
+
+def test_paper_on_phantom_writes_everything(tmp_path, capsys):
+    out = tmp_path / "study"
+    args = ["paper", "--phantom-samples", "120", "--image-size", "32", "--rank", "6", "--k", "4",
+            "--space", "feature", "--protocol", "paper", "--fast", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["data"]["synthetic"] is True
+    assert set(res["evaluations"]) == {"feature-paper-baseline", "feature-paper-defended"}
+    report = (out / "report.md").read_text()
+    assert "SYNTHETIC DATA" in report and "Sanity checks" in report
+    for name in ("nmf_basis", "class_activation", "feature_scores", "denoising_error",
+                 "robustness_curve_feature"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 0
+    assert (out / "models" / "baseline.joblib").is_file()
+    assert (out / "models" / "defended.joblib").is_file()
+    # A rerun in the same folder reuses the finished evaluations.
+    (done,) = (out / "evaluations").glob("*/feature-paper-defended.json")
+    before = done.read_text()
+    assert main(args) == 0
+    assert done.read_text() == before
+    # Other settings in the same folder never reuse them.
+    assert main(args + ["--eps", "0.05"]) == 0
+    assert len(list((out / "evaluations").glob("*/feature-paper-defended.json"))) == 2
