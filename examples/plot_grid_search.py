@@ -23,7 +23,6 @@ performance.
 import tempfile
 import time
 
-import numpy as np
 import torch
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 

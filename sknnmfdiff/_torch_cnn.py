@@ -6,7 +6,6 @@ choice. It imports nothing from scikit-learn so that :mod:`sknnmfdiff.torch_adap
 can reuse it.
 """
 
-import torch
 from torch import nn
 
 __all__ = ["CNN1d"]
