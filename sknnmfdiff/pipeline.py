@@ -123,7 +123,21 @@ def make_baseline_pipeline(
 ):
     """The undefended baseline: NMF -> selection -> CNN (no purifier).
 
-    Parameters are those of :func:`make_paper_pipeline`, less the purifier's.
+    Parameters
+    ----------
+    n_components : int, default=15
+        Rank of the KL-NMF (the paper's rank 15).
+    k : int or "all", default=10
+        Number of NMF components kept by :class:`~sknnmfdiff.StatSelector`.
+    random_state : int, numpy.random.Generator or None, default=0
+        Seed passed to every stochastic stage.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Torch device of every stage.
+    memory : str, joblib.Memory or None, default=None
+        Cache of the fitted NMF and selector (:class:`~sklearn.pipeline.Pipeline`).
+    **params
+        Further parameters in ``step__param`` form, set with
+        :meth:`Pipeline.set_params`.
 
     Returns
     -------

@@ -51,6 +51,8 @@ class CompiledPipeline(nn.Module):
         (H, W) of the pixel input, when known.
     n_classes : int
         Number of classes (columns of the logits).
+    classes : array-like of shape (n_classes,)
+        Class labels of the fitted classifier, in logit column order.
 
     Attributes
     ----------

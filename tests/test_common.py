@@ -120,16 +120,14 @@ def test_docstring_parameters_match_signature(obj):
     doc = ClassDoc(obj) if inspect.isclass(obj) else FunctionDoc(obj)
     target = obj.__init__ if inspect.isclass(obj) else obj
     sig = inspect.signature(target)
-    params = [
+    sig_names = [
         p.name
         for p in sig.parameters.values()
-        if p.name not in ("self",) and p.kind not in (p.VAR_POSITIONAL,)
+        if p.name != "self" and p.kind != p.VAR_POSITIONAL
     ]
-    params = ["**" + p if sig.parameters[p].kind == p.VAR_KEYWORD else p for p in params]
-    documented = []
-    for entry in doc["Parameters"]:
-        for name in entry.name.split(","):
-            documented.append(name.strip())
-    sig_names = [p.lstrip("*") for p in params]
-    doc_names = [d.lstrip("*") for d in documented]
+    doc_names = [
+        name.strip().lstrip("*")
+        for entry in doc["Parameters"]
+        for name in entry.name.split(",")
+    ]
     assert doc_names == sig_names, f"{obj.__name__}: documented {doc_names}, signature {sig_names}"
