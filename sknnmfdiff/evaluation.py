@@ -440,9 +440,11 @@ def resolve_attack_config(
         Inputs; only used to infer ``n_classes``/``randomized`` when the module
         lacks those attributes.
     eps : float, default=0.10
-        Perturbation budget in input units (pixel units for pixel space).
+        Perturbation budget (>= 0) in input units (pixel units for pixel space).
     norm : {"Linf", "L2"}, default="Linf"
+        Norm of the perturbation ball.
     protocol : {"paper", "adaptive"}, default="paper"
+        Attack protocol (see the module docstring).
     n_eot : int or None
         Noise draws averaged per APGD gradient (adaptive, randomized models);
         ignored (1) for the paper protocol and deterministic models.
@@ -456,7 +458,9 @@ def resolve_attack_config(
         Draws per wrapper forward; APGD's ``eot_iter = ceil(n_eot / eot_batch)``.
         Lower it to save memory. ``None`` means all draws in one forward.
     batch_size : int, default=250
+        Samples attacked together (>= 1); recorded in the config.
     random_state : int, default=0
+        Seed recorded in the config; each batch's seed derives from it.
     space : {"pixel", "feature"} or None
         Threat-model label; taken from ``module.space`` when ``None``.
 
@@ -571,18 +575,34 @@ def autoattack_flags(module, x, y, *, batch_size=250, attacks=("apgd-ce", "squar
     Parameters
     ----------
     module : torch.nn.Module
+        Classifier returning logits of shape ``(N, n_classes)``.
     x : array-like of shape (N, C, H, W), float32 in [0, 1]
+        Inputs; only the first ``batch_size`` are used.
     y : array-like of shape (N,), int class indices
+        True class indices of ``x``.
     batch_size : int, default=250
-    attacks : sequence of str
+        Samples handed to the checks.
+    attacks : sequence of str, default=("apgd-ce", "square")
         Attack names passed to ``check_n_classes``.
     device : str or torch.device, optional
+        Defaults to the device of the module's parameters.
 
     Returns
     -------
     flags : dict
         ``randomized``, ``probability_output``, ``dynamic`` (bools),
-        ``n_classes_ok`` (bool), ``n_classes_detected`` (int) and ``messages``.
+        ``n_classes_ok`` (bool), ``n_classes_detected`` (int) and ``messages``
+        (list of str, AutoAttack's warnings).
+
+    Raises
+    ------
+    ValueError, TypeError
+        If ``x`` or ``y`` is malformed (see :func:`run_attack`).
+
+    References
+    ----------
+    F. Croce and M. Hein, "Reliable evaluation of adversarial robustness with an
+    ensemble of diverse parameter-free attacks", ICML 2020.
     """
     from pyautoattack import checks
 
@@ -819,6 +839,7 @@ def run_attack(
     eps : float, default=0.10
         Budget in input units (L-inf: per coordinate; L2: Euclidean norm).
     norm : {"Linf", "L2"}, default="Linf"
+        Norm of the perturbation ball.
     protocol : {"paper", "adaptive"}, default="paper"
         See the module docstring.
     n_eot, n_restarts, n_iter, square_queries, square_n_eot, eot_batch : int or None
@@ -952,16 +973,30 @@ def predict_proba_draws(module, x, *, n_draws=1, batch_size=250, random_state=0,
     Parameters
     ----------
     module : torch.nn.Module
+        Classifier returning logits of shape ``(N, n_classes)``.
     x : ndarray or Tensor of shape (N, C, H, W), float in [0, 1]
+        Inputs (converted to float32; not validated).
     n_draws : int, default=1
+        Independent forward passes (>= 1).
     batch_size : int, default=250
+        Samples per forward pass.
     random_state : int, default=0
+        Seed of the draws (``SeedSequence([random_state, 7919, d])`` for draw
+        ``d``).
     device : str or torch.device, optional
+        Defaults to the device of the module's parameters.
 
     Returns
     -------
     proba : ndarray of shape (n_draws, N, n_classes), float64
         Softmax of the logits; rows sum to 1.
+
+    Raises
+    ------
+    ValueError
+        If ``n_draws < 1``.
+    TypeError
+        If ``x`` is not a numpy array, torch tensor, list or tuple.
     """
     if int(n_draws) < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}.")
@@ -986,6 +1021,7 @@ def classification_metrics(y_true, proba, y_pred=None, *, n_classes=None):
     Parameters
     ----------
     y_true : array-like of shape (N,), int in 0..n_classes-1
+        True class indices.
     proba : array-like of shape (N, n_classes)
         Class probabilities (renormalised to sum to 1).
     y_pred : array-like of shape (N,), optional
@@ -1051,9 +1087,11 @@ def score_draws(y, proba_draws, *, confidence=0.95):
     Parameters
     ----------
     y : array-like of shape (N,), int
+        True class indices ``0 .. n_classes - 1``.
     proba_draws : ndarray of shape (n_draws, N, n_classes)
+        Class probabilities of each draw (:func:`predict_proba_draws`).
     confidence : float, default=0.95
-        Level of the Wilson intervals on the accuracies.
+        Level in (0, 1) of the Wilson intervals on the accuracies.
 
     Returns
     -------
@@ -1071,6 +1109,11 @@ def score_draws(y, proba_draws, *, confidence=0.95):
 
         Each metrics dict holds the :func:`classification_metrics` entries plus
         ``accuracy_ci`` ``[low, high]`` and ``n``.
+
+    Raises
+    ------
+    ValueError
+        If ``proba_draws`` is not 3-D.
     """
     P = np.asarray(proba_draws, dtype=np.float64)
     if P.ndim != 3:
@@ -1113,18 +1156,34 @@ def score(module, x, y, *, n_draws=None, batch_size=250, random_state=0, device=
     Parameters
     ----------
     module : torch.nn.Module
+        Classifier returning logits of shape ``(N, n_classes)``.
     x : ndarray or Tensor of shape (N, C, H, W), float in [0, 1]
+        Inputs to score.
     y : array-like of shape (N,), int
-    n_draws : int or None
+        True class indices ``0 .. n_classes - 1``.
+    n_draws : int or None, default=None
         Forward passes; ``None`` means 1 for a deterministic module and 100 for a
         randomized one.
-    batch_size, random_state, device, confidence
-        See :func:`predict_proba_draws` and :func:`score_draws`.
+    batch_size : int, default=250
+        Samples per forward pass.
+    random_state : int, default=0
+        Seed of the draws (see :func:`predict_proba_draws`).
+    device : str or torch.device, optional
+        Defaults to the device of the module's parameters.
+    confidence : float, default=0.95
+        Level of the Wilson intervals (see :func:`score_draws`).
 
     Returns
     -------
     scores : dict
         See :func:`score_draws`.
+
+    Raises
+    ------
+    ValueError
+        If ``n_draws < 1``.
+    TypeError
+        If ``x`` or ``y`` is not a numpy array, torch tensor, list or tuple.
     """
     xt = _to_tensor(x, "x")
     if n_draws is None:
@@ -1140,18 +1199,41 @@ def score(module, x, y, *, n_draws=None, batch_size=250, random_state=0, device=
 
 @dataclasses.dataclass
 class CheckResult:
-    """Outcome of one sanity check.
+    """Outcome of one sanity check of the evaluation checklist.
 
-    Attributes
+    A plain dataclass: every parameter below is stored as the attribute of the
+    same name. :func:`run_sanity_checks` returns a list of these, and
+    :class:`RobustnessReport` keeps them as dicts (``dataclasses.asdict``).
+
+    Parameters
     ----------
     name : str
+        Identifier of the check, e.g. ``"perturbation_bounds"`` or
+        ``"gradient_finite_differences"``.
     passed : bool or None
-        ``None`` when the check was skipped.
-    value : float or None
-        The headline number of the check.
-    details : dict
-        Everything else (thresholds, per-case numbers, error text).
-    status : {"passed", "failed", "skipped", "error"}
+        ``True`` when the check passed, ``False`` when it failed or raised,
+        ``None`` when it was skipped (not requested, or nothing to check).
+    value : float or None, default=None
+        The headline number of the check (its unit depends on the check: an
+        accuracy in [0, 1], a perturbation norm in input units, a count, a
+        fraction); ``None`` when the check has none.
+    details : dict, default={}
+        Everything else: thresholds, per-case numbers, the text of an error. A
+        fresh dict per instance.
+    status : {"", "passed", "failed", "skipped", "error"}, default=""
+        ``""`` derives it from ``passed`` (``True`` -> ``"passed"``, ``False`` ->
+        ``"failed"``, ``None`` -> ``"skipped"``); ``"error"`` is set explicitly
+        when the check raised instead of returning.
+
+    Raises
+    ------
+    KeyError
+        If ``status`` is empty and ``passed`` is not ``True``, ``False`` or
+        ``None`` (or a value equal to one of them, such as ``numpy.bool_``).
+
+    See Also
+    --------
+    run_sanity_checks : Runs every check and returns these records.
     """
 
     name: str
@@ -1187,13 +1269,22 @@ def check_perturbation(x, x_adv, eps, norm="Linf", tol=1e-6):
     eps : float
         Budget in input units.
     norm : {"Linf", "L2"}, default="Linf"
+        Norm of the budget; any value other than ``"Linf"`` measures L2.
     tol : float, default=1e-6
         Slack on the norm (L2: at least ``1e-5 * max(eps, 1)``).
 
     Returns
     -------
     result : CheckResult
-        ``value`` is the largest perturbation norm found.
+        ``perturbation_bounds``: ``value`` is the largest perturbation norm
+        found, in input units.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` or ``x_adv`` is not a numpy array, torch tensor, list or tuple.
+    RuntimeError
+        If the shapes of ``x`` and ``x_adv`` cannot be broadcast together.
     """
     xa = _to_tensor(x_adv, "x_adv")
     xc = _to_tensor(x, "x").to(xa.device)
@@ -1223,7 +1314,10 @@ def check_gradients(module, x, y, *, n_fd_samples=3, n_directions=4, h=1e-3, bat
                     random_state=0, device=None, min_fraction=0.99, rtol=0.05):
     """Checklist item 7: non-zero input gradients and agreement with finite differences.
 
-    The loss is the cross-entropy of the module's logits for one noise draw;
+    Detects obfuscated gradients (Athalye et al. 2018): a step that leaves the
+    autograd graph (``detach``, numpy, argmax, a solver without backward) gives a
+    zero input gradient, and an unrolled solver can give a wrong one. The loss is
+    the cross-entropy of the module's logits for one noise draw;
     ``module.manual_seed(s)`` is called before every evaluation so the noise is held
     fixed. The finite difference is central, ``(L(x + h v) - L(x - h v)) / 2h``,
     along the normalised gradient (a large, sharp test of the magnitude) and
@@ -1236,11 +1330,63 @@ def check_gradients(module, x, y, *, n_fd_samples=3, n_directions=4, h=1e-3, bat
     ``atol = 10 * eps_dtype * max(1, |logits|) / h`` is the rounding floor
     of the difference quotient.
 
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Classifier returning logits of shape ``(N, n_classes)`` for float32 input
+        in [0, 1]; its ``manual_seed`` (when present) holds the noise fixed.
+    x : ndarray or Tensor of shape (N, C, H, W), float in [0, 1]
+        Inputs at which the gradients are taken (converted to float32).
+    y : array-like of shape (N,), int
+        True class indices ``0 .. n_classes - 1``.
+    n_fd_samples : int, default=3
+        Leading samples of ``x`` checked against finite differences (all ``N``
+        samples enter the non-zero check).
+    n_directions : int, default=4
+        Directions per sample for the finite differences: the normalised
+        gradient (when non-zero) plus random unit-L2-norm directions up to this
+        number.
+    h : float, default=1e-3
+        Step of the central difference in input units along a unit direction;
+        capped at 1e-6 when the float64 copy of the module is used.
+    batch_size : int, default=250
+        Samples per forward/backward pass of the non-zero check.
+    random_state : int, default=0
+        Seed of the held noise (``SeedSequence([random_state, 104729])``; sample
+        ``i`` of the finite differences uses that seed plus ``i``) and of the
+        ``torch.Generator`` drawing the random directions.
+    device : str or torch.device, optional
+        Defaults to the device of the module's parameters (CPU if it has none).
+    min_fraction : float, default=0.99
+        Fraction in [0, 1] of samples that must have a non-zero, finite gradient
+        for ``gradient_nonzero`` to pass.
+    rtol : float, default=0.05
+        Relative tolerance between the finite difference and ``g.v``.
+
     Returns
     -------
-    nonzero, fd : CheckResult
-        ``gradient_nonzero`` (fraction of inputs with a non-zero, finite gradient,
-        passes at ``min_fraction``) and ``gradient_finite_differences``.
+    nonzero : CheckResult
+        ``gradient_nonzero``: ``value`` is the fraction of samples whose input
+        gradient has a non-zero L1 norm; passes when that is at least
+        ``min_fraction`` and every gradient is finite.
+    fd : CheckResult
+        ``gradient_finite_differences``: ``value`` is the fraction of
+        (sample, direction) cases that match; passes only when all match. The
+        cases, the step and the dtype used are in ``details``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not 4-D, not finite or outside [0, 1], or ``y`` does not have
+        shape ``(N,)`` or holds negative or non-integer labels.
+    TypeError
+        If ``x`` or ``y`` is not a numpy array, torch tensor, list or tuple, or
+        ``x`` is not floating point.
+
+    References
+    ----------
+    A. Athalye, N. Carlini and D. Wagner, "Obfuscated gradients give a false sense
+    of security", ICML 2018.
     """
     dev = _module_device(module, device)
     xt, yt = _check_inputs(x, y, device=dev)
@@ -1321,12 +1467,17 @@ def check_batch_invariance(module, x, *, batch_sizes=(1, 7, 250), n_samples=30, 
     Parameters
     ----------
     module : torch.nn.Module
+        Classifier returning logits of shape ``(N, n_classes)``.
     x : ndarray or Tensor of shape (N, C, H, W)
+        Inputs, float in [0, 1].
     batch_sizes : tuple of int, default=(1, 7, 250)
+        Batch sizes compared; the first one is the reference.
     n_samples : int, default=30
         Leading samples compared.
     random_state : int, default=0
+        Seed the module's generator is rewound to before every call.
     device : str or torch.device, optional
+        Defaults to the device of the module's parameters.
     atol : float, default=1e-5
         Tolerance relative to ``max(1, max |logit|)`` (BLAS kernels may round
         differently for different batch shapes).
@@ -1334,7 +1485,13 @@ def check_batch_invariance(module, x, *, batch_sizes=(1, 7, 250), n_samples=30, 
     Returns
     -------
     result : CheckResult
-        ``value`` is the largest absolute logit difference.
+        ``batch_size_invariance``: ``value`` is the largest absolute logit
+        difference; fails as well when any submodule is in training mode.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a numpy array, torch tensor, list or tuple.
     """
     dev = _module_device(module, device)
     xt = _to_tensor(x, "x", device=dev).to(torch.float32)[:n_samples]
@@ -1367,23 +1524,61 @@ def check_random_noise(module, x, y, *, eps, norm, clean_accuracy, robust_accura
     ``eps * sign(u)`` (L-inf) or a random direction of L2 norm ``eps``, clipped to
     [0, 1], drawn from a numpy Generator seeded from ``random_state``.
 
+    A classic sign of masked gradients: when random noise of the same size is
+    nearly as damaging as the attack, the attack found little more than noise.
+
     Parameters
     ----------
     module : torch.nn.Module
-    x : ndarray or Tensor of shape (N, C, H, W); y : array of shape (N,)
-    eps : float; norm : {"Linf", "L2"}
-    clean_accuracy, robust_accuracy : float
-        Mean-probability accuracies on clean and adversarial inputs.
+        Classifier returning logits of shape ``(N, n_classes)`` for float32 input
+        in [0, 1].
+    x : ndarray or Tensor of shape (N, C, H, W), float in [0, 1]
+        Clean inputs.
+    y : array-like of shape (N,), int
+        True class indices ``0 .. n_classes - 1``.
+    eps : float
+        Size of the noise in input units (the attack's budget): every coordinate
+        moves by ``+-eps`` (L-inf) or each sample by an L2 norm of ``eps``, before
+        clipping to [0, 1].
+    norm : {"Linf", "L2"}
+        Norm of the noise; any value other than ``"Linf"`` draws L2 noise.
+    clean_accuracy : float
+        Mean-probability accuracy in [0, 1] on the clean inputs.
+    robust_accuracy : float
+        Mean-probability accuracy in [0, 1] on the adversarial inputs.
     n_draws : int, default=1
-        Scoring draws.
-    batch_size, random_state, device
-        As in :func:`score`.
+        Forward passes averaged when scoring the noisy inputs
+        (mean-probability rule).
+    batch_size : int, default=250
+        Samples per forward pass.
+    random_state : int, default=0
+        Seeds the numpy Generator drawing the noise
+        (``SeedSequence([random_state, 2357])``) and the scoring draws
+        (see :func:`predict_proba_draws`).
+    device : str or torch.device, optional
+        Defaults to the device of the module's parameters.
     ratio : float, default=0.5
+        Largest allowed accuracy drop under noise, as a fraction of the drop
+        under the attack (plus one sample, ``1 / N``).
 
     Returns
     -------
     result : CheckResult
-        ``value`` is the accuracy under random noise.
+        ``random_noise_weaker_than_attack``: ``value`` is the mean-probability
+        accuracy under random noise; ``details`` holds both drops and ``ratio``.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` or ``y`` is not a numpy array, torch tensor, list or tuple.
+    ValueError
+        If ``n_draws < 1``.
+
+    References
+    ----------
+    N. Carlini, A. Athalye, N. Papernot, W. Brendel, J. Rauber, D. Tsipras,
+    I. Goodfellow, A. Madry and A. Kurakin, "On evaluating adversarial
+    robustness", arXiv:1902.06705, 2019.
     """
     xt = _to_tensor(x, "x").to(torch.float32).cpu()
     rng = np.random.default_rng(_seed_int(random_state, 2357))
@@ -1408,20 +1603,67 @@ def check_random_noise(module, x, y, *, eps, norm, clean_accuracy, robust_accura
 def check_eps_grid(grid, *, clean, clean_ci, randomized, n, large_eps=0.5, near_zero=0.05):
     """Checklist items 2 and 3 from an eps grid of robust accuracies.
 
+    Item 2: the attack at ``eps = 0`` reproduces the clean figure (exactly for a
+    deterministic model, within a confidence interval for a randomized one).
+    Item 3: robust accuracy does not increase with eps, and a large eps drives it
+    to about 0 (an attack that cannot break a model with an unbounded budget is
+    not working; Carlini et al. 2019).
+
     Parameters
     ----------
     grid : list of dict
-        ``{"eps", "accuracy", "accuracy_ci"}`` entries (mean-probability rule).
+        One entry per eps (any order; sorted here): ``"eps"`` (float, input
+        units), ``"accuracy"`` (float in [0, 1], mean-probability rule),
+        ``"accuracy_ci"`` (``[low, high]``, the Wilson interval; read for a
+        randomized model) and optionally ``"identical_inputs"`` (bool: the
+        attacked inputs equal the clean ones; read at eps = 0 for a
+        deterministic model; ``None`` there marks the check skipped when the
+        accuracies agree).
     clean : float
-        Clean accuracy (same rule).
-    clean_ci : [float, float]
+        Clean accuracy in [0, 1] (same rule).
+    clean_ci : sequence of two floats
+        ``[low, high]`` confidence interval of ``clean``.
     randomized : bool
+        Whether the model draws noise in its forward pass; selects the
+        interval-based tolerances instead of exact comparisons.
     n : int
-        Number of samples.
+        Number of samples (>= 1) behind each accuracy; one sample, ``1 / n``, is
+        the smallest tolerance of the monotonicity check.
+    large_eps : float, default=0.5
+        Budget in input units from which eps counts as large; the largest grid
+        eps at or above it is tested.
+    near_zero : float, default=0.05
+        Highest robust accuracy in [0, 1] accepted at the large eps.
 
     Returns
     -------
-    eps_zero, monotone, large : CheckResult
+    eps_zero : CheckResult
+        ``eps_zero_equals_clean``; skipped when 0 is not in the grid. For a
+        randomized model it passes when either interval holds the other
+        accuracy; for a deterministic one the accuracies must be equal (and the
+        inputs identical, when recorded).
+    monotone : CheckResult
+        ``robust_accuracy_non_increasing_in_eps``; ``value`` is the number of
+        consecutive pairs whose accuracy rises by more than ``1 / n``
+        (randomized: the larger of that and the half-width of the higher eps's
+        interval).
+    large : CheckResult
+        ``large_eps_drives_accuracy_to_zero``; ``value`` is the accuracy at the
+        largest eps >= ``large_eps``; skipped when there is none.
+
+    Raises
+    ------
+    KeyError
+        If a grid entry lacks ``"eps"`` or ``"accuracy"``, or ``"accuracy_ci"``
+        where it is read.
+    ZeroDivisionError
+        If ``n`` is 0 and the grid holds two or more entries.
+
+    References
+    ----------
+    N. Carlini, A. Athalye, N. Papernot, W. Brendel, J. Rauber, D. Tsipras,
+    I. Goodfellow, A. Madry and A. Kurakin, "On evaluating adversarial
+    robustness", arXiv:1902.06705, 2019.
     """
     g = sorted(grid, key=lambda r: r["eps"])
     zero = [r for r in g if r["eps"] == 0]
@@ -1460,7 +1702,38 @@ def check_square_vs_whitebox(counts, n, *, max_fraction=0.02):
 
     Square is black-box; when it breaks many samples the white-box attack missed,
     the gradients are likely masked (AutoAttack's own ``check_square_sr`` rule).
-    Passes when Square broke at most ``max(1, max_fraction * n)`` samples.
+    Passes when Square broke at most ``max(1, max_fraction * n)`` samples. The
+    transfer comparison of item 8 (attacking the bare CNN) is not part of it.
+
+    Parameters
+    ----------
+    counts : mapping of str to int
+        Samples broken by each stage of the attack cascade, as in the
+        ``"counts"`` entry of :func:`run_attack`'s details: keys ``"clean"``,
+        ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``, ``"square"`` (missing keys
+        count as 0; only ``"square"`` and the ``"apgd*"`` keys are read).
+    n : int
+        Number of attacked samples.
+    max_fraction : float, default=0.02
+        Largest fraction of ``n`` (in [0, 1]) that Square may break after APGD;
+        at least one sample is always allowed.
+
+    Returns
+    -------
+    result : CheckResult
+        ``whitebox_at_least_as_strong_as_square``: ``value`` is the number of
+        samples Square broke after the APGD stages; ``details`` holds the
+        APGD counts.
+
+    Raises
+    ------
+    AttributeError
+        If ``counts`` has no ``get`` and ``items`` (is not a mapping).
+
+    References
+    ----------
+    F. Croce and M. Hein, "Reliable evaluation of adversarial robustness with an
+    ensemble of diverse parameter-free attacks", ICML 2020.
     """
     k = int(counts.get("square", 0))
     white = {a: int(v) for a, v in counts.items() if a.startswith("apgd")}
@@ -1482,19 +1755,53 @@ def check_attack_plateau(module, x, y, *, cfg, robust_accuracy, factor=2, n_draw
     Parameters
     ----------
     module : torch.nn.Module
-    x : Tensor of shape (N, C, H, W); y : Tensor of shape (N,)
+        Classifier in eval mode returning logits of shape ``(N, n_classes)`` for
+        float32 input in [0, 1].
+    x : ndarray or Tensor of shape (N, C, H, W), float in [0, 1]
+        Clean inputs (the same as for the main attack).
+    y : ndarray or Tensor of shape (N,), int
+        True class indices ``0 .. n_classes - 1``.
     cfg : dict
-        Config of the main attack (:func:`resolve_attack_config`).
+        Config of the main attack (:func:`resolve_attack_config`); its ``eps``
+        (input units), ``norm``, ``protocol``, ``randomized``, ``apgd_n_iter``,
+        ``apgd_n_restarts``, ``square_queries``, ``n_eot`` and ``square_n_eot``
+        are read.
     robust_accuracy : float
-        Main attack's mean-probability robust accuracy.
+        Main attack's mean-probability robust accuracy, in [0, 1].
     factor : int, default=2
-    n_draws, batch_size, random_state, device
-        As in :func:`score`.
+        Multiplier (>= 1) of the attack settings above. EOT draws only take
+        effect for the adaptive protocol on a randomized model.
+    n_draws : int, default=1
+        Forward passes averaged when scoring the stronger attack's inputs
+        (mean-probability rule).
+    batch_size : int, default=250
+        Samples attacked and scored together.
+    random_state : int, default=0
+        The stronger attack is seeded with ``SeedSequence([random_state,
+        31337])`` (a seed other than the main attack's); scoring uses
+        ``random_state`` itself.
+    device : str or torch.device, optional
+        Defaults to the device of the module's parameters.
 
     Returns
     -------
     result : CheckResult
-        ``value`` is the stronger attack's robust accuracy.
+        ``attack_strength_plateau``: ``value`` is the stronger attack's robust
+        accuracy; ``details`` holds the drop, the tolerance and the settings.
+
+    Raises
+    ------
+    KeyError
+        If ``cfg`` lacks one of the keys listed above.
+    ValueError, TypeError
+        From :func:`run_attack`: malformed inputs, or ``factor`` making a setting
+        smaller than 1.
+
+    References
+    ----------
+    N. Carlini, A. Athalye, N. Papernot, W. Brendel, J. Rauber, D. Tsipras,
+    I. Goodfellow, A. Madry and A. Kurakin, "On evaluating adversarial
+    robustness", arXiv:1902.06705, 2019.
     """
     strong = {
         "n_iter": cfg["apgd_n_iter"] * factor,
@@ -1552,35 +1859,85 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
                       device=None):
     """Run the checklist's checks; every failure or error is a record, never an exception.
 
+    The checks, in the order returned (item numbers of the project's evaluation
+    checklist): ``perturbation_bounds`` (1, :func:`check_perturbation`),
+    ``eps_zero_equals_clean``, ``robust_accuracy_non_increasing_in_eps`` and
+    ``large_eps_drives_accuracy_to_zero`` (2 and 3, :func:`check_eps_grid`),
+    ``gradient_nonzero`` and ``gradient_finite_differences`` (7,
+    :func:`check_gradients`), ``random_noise_weaker_than_attack`` (9,
+    :func:`check_random_noise`), ``attack_strength_plateau`` (6,
+    :func:`check_attack_plateau`), ``whitebox_at_least_as_strong_as_square``
+    (8, :func:`check_square_vs_whitebox`; only when ``attack_counts`` is given),
+    ``autoattack_flags`` (10, :func:`check_flags`) and ``batch_size_invariance``
+    (11, :func:`check_batch_invariance`). Item 4 needs two reports
+    (:func:`baseline_checks`); item 5 is a test of the evaluator itself. All
+    figures use the mean-probability scoring rule.
+
     Parameters
     ----------
     module : torch.nn.Module
-    x, x_adv : arrays of shape (N, C, H, W)
-        Clean and adversarial inputs.
-    y : array of shape (N,)
+        The attacked classifier, in eval mode, returning logits of shape
+        ``(N, n_classes)`` for float32 input in [0, 1].
+    x : ndarray or Tensor of shape (N, C, H, W), float in [0, 1]
+        Clean inputs.
+    y : ndarray or Tensor of shape (N,), int
+        True class indices ``0 .. n_classes - 1``.
+    x_adv : ndarray or Tensor of shape (N, C, H, W), float32 in [0, 1]
+        Adversarial inputs of the main attack (:func:`run_attack`).
     cfg : dict
-        Config from :func:`resolve_attack_config` (the main attack).
-    clean_scores, robust_scores : dict
-        From :func:`score`.
+        Config from :func:`resolve_attack_config` (the main attack); its
+        ``eps`` (input units) and ``norm`` set the threat model of every check.
+    clean_scores : dict
+        :func:`score` output on ``x``.
+    robust_scores : dict
+        :func:`score` output on ``x_adv``.
     flags : dict, optional
-        From :func:`autoattack_flags`.
-    eps_grid : sequence of float
-        Extra budgets attacked (with ``grid_attack_kwargs`` overriding the main
-        settings) for items 2 and 3; the main ``eps`` reuses the main result.
-    n_draws : int
-        Scoring draws.
+        From :func:`autoattack_flags`; ``None`` reports ``autoattack_flags`` as
+        skipped.
+    eps_grid : sequence of float, default=()
+        Extra budgets in input units attacked for items 2 and 3; the main
+        ``eps`` is always added and reuses the main result. Empty reports the
+        three grid checks as skipped. An attack that raises at one eps marks
+        the monotonicity check as an error.
+    grid_attack_kwargs : dict, optional
+        Attack settings (``n_eot``, ``n_restarts``, ``n_iter``,
+        ``square_queries``, ``square_n_eot``, ``eot_batch``) overriding the main
+        attack's for the grid, e.g. fewer restarts to save time.
+    n_draws : int, default=1
+        Forward passes averaged when scoring grid, noise and plateau inputs.
+    n_fd_samples : int, default=3
+        Samples checked against finite differences (:func:`check_gradients`).
     attack_counts : dict, optional
         Samples broken per attack stage (from :func:`run_attack` details) for
-        the Square-versus-white-box check.
+        the Square-versus-white-box check; ``None`` leaves that check out.
     plateau : bool, default=False
         Also rerun the attack twice as strong (:func:`check_attack_plateau`;
-        costs about four main attacks).
+        costs about four main attacks); otherwise reported as skipped.
+    batch_size : int, default=250
+        Samples per attack batch and per forward pass.
+    random_state : int, default=0
+        Seed of the grid attacks (passed to :func:`run_attack` as is, as
+        :func:`evaluate_robustness` does for the main attack), of the scoring
+        draws and of every check's random draws.
+    device : str or torch.device, optional
+        Defaults to the device of the module's parameters.
 
     Returns
     -------
     checks : list of CheckResult
+        One record per check, in the order above.
     grid : list of dict
-        Robust accuracy (mean-probability rule) per eps.
+        Per eps (ascending): ``"eps"``, ``"accuracy"`` and ``"accuracy_ci"``
+        (mean-probability rule), ``"identical_inputs"`` (whether the attack
+        left the inputs unchanged; ``None`` for the main eps) or ``"error"``.
+        Empty when ``eps_grid`` is empty.
+
+    Raises
+    ------
+    KeyError
+        If ``cfg``, ``clean_scores`` or ``robust_scores`` lack an entry this
+        function reads itself (e.g. ``cfg["eps"]``, ``cfg["randomized"]``, the
+        ``"mean_probability"`` rule); only the checks are guarded.
     """
     checks = []
     eps, norm = cfg["eps"], cfg["norm"]
@@ -1670,27 +2027,50 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
 class RobustnessReport:
     """Everything one robustness evaluation found.
 
-    Attributes
+    A plain dataclass built by :func:`evaluate_robustness`: every parameter below
+    is stored as the attribute of the same name. :meth:`to_dict`/:meth:`to_json`
+    and :meth:`from_dict`/:meth:`from_json` round-trip it through strict JSON
+    (numpy arrays become lists, NaN becomes ``None``).
+
+    Parameters
     ----------
     threat_model : dict
-        Space, norm, eps, protocol, attacks, restarts, iterations, EOT draws,
-        seeds (see :func:`resolve_attack_config`), plus ``n_draws`` for scoring.
-    clean, robust : dict of str to dict
-        Metrics per scoring rule (:data:`SCORING_RULES`) on clean and
-        adversarial inputs.
+        Space, norm, eps (input units), box, protocol, attacks, restarts,
+        iterations, EOT draws and seeds (see :func:`resolve_attack_config`),
+        plus ``scoring_draws``, the forward passes per scored input.
+    clean : dict of str to dict
+        Metrics per scoring rule (:data:`SCORING_RULES`) on the clean inputs:
+        the :func:`classification_metrics` entries (accuracy and the others in
+        their usual ranges) plus ``accuracy_ci`` and ``n``.
+    robust : dict of str to dict
+        The same on the adversarial inputs.
     checks : list of dict
-        :class:`CheckResult` records.
-    timings : dict of str to float
-        Wall-clock seconds per phase.
+        :class:`CheckResult` records as dicts (``name``, ``passed``, ``value``,
+        ``details``, ``status``), in the order of :func:`run_sanity_checks`.
+    timings : dict
+        Wall-clock seconds per phase (``attack``, ``clean_scoring``,
+        ``robust_scoring``, ``checks``, ``total``) and ``attack_batches``, the
+        list of seconds per attacked batch.
     per_sample : dict
-        ``y``, ``clean_correct`` and ``robust_correct`` (rule -> bools),
-        ``broken_by`` (``"clean"``, attack name or ``""``).
-    autoattack_flags : dict
-    eps_grid : list of dict
-    attack_counts : dict
-        Samples broken by each stage of the cascade.
-    primary_rule : str
-        Rule used by :func:`paper_table` (``"mean_probability"``).
+        ``y`` (class indices, shape ``(N,)``), ``clean_correct`` and
+        ``robust_correct`` (rule -> bools of shape ``(N,)``) and ``broken_by``
+        (``"clean"``, the attack that broke the sample, or ``""``).
+    autoattack_flags : dict, default={}
+        AutoAttack's own model checks (:func:`autoattack_flags`); empty when
+        they were not run or raised.
+    eps_grid : list of dict, default=[]
+        Robust accuracy per eps (see :func:`run_sanity_checks`).
+    attack_counts : dict of str to int, default={}
+        Samples broken by each stage of the cascade (``"clean"`` and each
+        attack).
+    primary_rule : str, default="mean_probability"
+        Scoring rule, one of :data:`SCORING_RULES`, used by :meth:`summary` and
+        by :func:`paper_table` unless told otherwise.
+
+    Attributes
+    ----------
+    failed_checks : list of str
+        Names of the checks that failed or raised.
     """
 
     threat_model: dict
@@ -1710,11 +2090,37 @@ class RobustnessReport:
         return [c["name"] for c in self.checks if c["passed"] is False]
 
     def to_dict(self):
-        """Plain-Python (JSON-compatible) dict; numpy arrays become lists."""
+        """Return the report as a plain-Python, strict-JSON-compatible dict.
+
+        Returns
+        -------
+        d : dict
+            One key per field; numpy arrays and tensors become lists, numpy
+            scalars Python numbers, NaN and infinite floats ``None``.
+        """
         return _to_jsonable(dataclasses.asdict(self))
 
     def to_json(self, path=None, *, indent=2):
-        """Serialise to JSON; written to ``path`` when given. Returns the JSON text."""
+        """Serialise the report to strict JSON.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path, optional
+            File the text is written to (overwritten); nothing is written when
+            ``None``.
+        indent : int, default=2
+            Indentation passed to :func:`json.dumps`.
+
+        Returns
+        -------
+        text : str
+            The JSON text of :meth:`to_dict`.
+
+        Raises
+        ------
+        OSError
+            If ``path`` cannot be written.
+        """
         text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
         if path is not None:
             Path(path).write_text(text)
@@ -1722,7 +2128,24 @@ class RobustnessReport:
 
     @classmethod
     def from_dict(cls, d):
-        """Rebuild a report from :meth:`to_dict` output."""
+        """Rebuild a report from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        d : dict
+            Field name to value; the fields without a default must be present.
+
+        Returns
+        -------
+        report : RobustnessReport
+
+        Raises
+        ------
+        ValueError
+            If ``d`` holds a key that is not a field.
+        TypeError
+            If a field without a default is missing.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -1731,13 +2154,40 @@ class RobustnessReport:
 
     @classmethod
     def from_json(cls, path_or_text):
-        """Load a report from a JSON file path or a JSON string."""
+        """Load a report from a JSON file path or a JSON string.
+
+        Parameters
+        ----------
+        path_or_text : str or pathlib.Path
+            JSON text (recognised by its leading ``{``) or the path of a file
+            holding it, e.g. written by :meth:`to_json`.
+
+        Returns
+        -------
+        report : RobustnessReport
+
+        Raises
+        ------
+        OSError
+            If the file cannot be read.
+        json.JSONDecodeError
+            If the text is not valid JSON.
+        ValueError, TypeError
+            As :meth:`from_dict`.
+        """
         s = str(path_or_text)
         text = s if s.lstrip().startswith("{") else Path(s).read_text()
         return cls.from_dict(json.loads(text))
 
     def summary(self):
-        """One-line human summary (accuracy clean -> robust, failed checks)."""
+        """One-line human summary.
+
+        Returns
+        -------
+        line : str
+            Protocol, norm, eps and space, the clean and robust accuracies under
+            :attr:`primary_rule`, and the failed checks.
+        """
         r = self.primary_rule
         tm = self.threat_model
         return (f"{tm['protocol']} {tm['norm']} eps={tm['eps']} ({tm['space']} space): accuracy "
@@ -1760,6 +2210,7 @@ def paper_table(baseline, defended, *, rule=None, digits=4):
     rule : str, optional
         Scoring rule; defaults to each report's ``primary_rule``.
     digits : int, default=4
+        Decimal places in the Markdown table (``rows`` keep full precision).
 
     Returns
     -------
@@ -1801,11 +2252,35 @@ def paper_table(baseline, defended, *, rule=None, digits=4):
 def baseline_checks(baseline, defended, *, near_zero=0.05):
     """Checklist item 4 (and same-threat-model) checks across two reports.
 
+    The undefended baseline must be (nearly) fully broken by the same attack at
+    the same budget; otherwise the attack, not the defence, is the weak part.
+    Both reports must also share the threat model and attack strength, so their
+    figures can stand in one table (see :func:`paper_table`).
+
+    Parameters
+    ----------
+    baseline : RobustnessReport
+        Evaluation of the undefended model.
+    defended : RobustnessReport
+        Evaluation of the defended model.
+    near_zero : float, default=0.05
+        Highest baseline robust accuracy in [0, 1] (under the baseline's
+        ``primary_rule``) that passes.
+
     Returns
     -------
     checks : list of CheckResult
-        ``baseline_near_zero`` (robust accuracy of the baseline <= ``near_zero``)
-        and ``same_threat_model``.
+        ``baseline_near_zero`` (``value``: the baseline's robust accuracy;
+        passes at or below ``near_zero``) and ``same_threat_model`` (``value``:
+        the number of differing keys among ``space``, ``norm``, ``eps``,
+        ``attacks``, ``apgd_n_iter``, ``apgd_n_restarts`` and
+        ``square_queries``; passes at 0).
+
+    Raises
+    ------
+    KeyError
+        If the baseline's robust metrics lack its ``primary_rule`` or an
+        accuracy.
     """
     acc = baseline.robust[baseline.primary_rule]["accuracy"]
     keys = ("space", "norm", "eps", "attacks", "apgd_n_iter", "apgd_n_restarts", "square_queries")
@@ -1881,11 +2356,17 @@ def evaluate_robustness(
         ``features(x_pixels) -> (N, 1, 1, k)`` (the torch adapter provides it),
         otherwise the features themselves, ``(N, k)`` or ``(N, 1, 1, k)`` in [0, 1].
     y : array-like of shape (N,)
+        Labels: values of the pipeline's ``classes_``, or class indices for a
+        module.
     eps : float, default=0.10
-        Budget in input units.
+        Budget in input units (pixel units in pixel space).
     norm : {"Linf", "L2"}, default="Linf"
+        Norm of the perturbation ball.
     protocol : {"paper", "adaptive"}, default="paper"
+        Attack protocol (see the module docstring).
     space : {"pixel", "feature"}, default="pixel"
+        Threat model: perturb pixels, or the selected features fed to the
+        purifier.
     image_shape : tuple of int, optional
         ``(H, W)`` for 2-D pixel rows.
     n_draws : int, optional
@@ -1913,6 +2394,8 @@ def evaluate_robustness(
     Returns
     -------
     report : RobustnessReport
+        Threat model, clean and robust metrics per scoring rule, sanity
+        checks, timings and per-sample outcomes.
 
     Raises
     ------
