@@ -22,6 +22,8 @@ _LAZY = {
     "make_baseline_pipeline": "sknnmfdiff.pipeline",
     "to_torch_module": "sknnmfdiff.torch_adapter",
     "evaluate_robustness": "sknnmfdiff.evaluation",
+    "RobustnessReport": "sknnmfdiff.evaluation",
+    "paper_table": "sknnmfdiff.evaluation",
     "load_mri_folder": "sknnmfdiff.datasets",
     "load_images": "sknnmfdiff.datasets",
     "find_duplicates": "sknnmfdiff.datasets",

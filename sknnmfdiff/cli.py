@@ -15,6 +15,11 @@ __all__ = ["main", "build_parser"]
 logger = logging.getLogger("sknnmfdiff")
 
 
+#: Lighter attack settings of ``--fast`` (and of phantom runs without ``--full-attacks``).
+_FAST_ATTACK = {"n_restarts": 2, "n_iter": 100, "square_queries": 1000, "square_n_eot": 4}
+_FAST_GRID = {"n_restarts": 1, "n_iter": 50, "square_queries": 200, "square_n_eot": 2}
+
+
 class _BadInput(Exception):
     """A user error reported as one line and exit status 2."""
 
@@ -79,7 +84,10 @@ def build_parser():
     p.add_argument("--protocol", choices=["paper", "adaptive", "both"], default="both",
                    help="attack protocol (default: %(default)s)")
     p.add_argument("--fast", action="store_true",
-                   help="lighter attacks (1 restart, 1000 Square queries) for a quick look")
+                   help="lighter attacks (2 restarts x 100 iterations, 1000 Square queries, "
+                   "4 EOT draws per Square query) for a quick look; the default without --data")
+    p.add_argument("--full-attacks", action="store_true",
+                   help="full-strength attacks also on phantom data")
     _common(p, out_default="sknnmfdiff-out")
 
     p = sub.add_parser("fit", help="train a pipeline on a folder and save it",
@@ -125,6 +133,7 @@ def _cmd_paper(args):
 
     _check_dir(args.data)
     image_size = args.image_size or (128 if args.data else 64)
+    fast = args.fast or (args.data is None and not args.full_attacks)
     cfg = StudyConfig(
         data=args.data,
         out=args.out,
@@ -140,7 +149,8 @@ def _cmd_paper(args):
         protocols=("paper", "adaptive") if args.protocol == "both" else (args.protocol,),
         seed=args.seed,
         device=args.device,
-        attack={"n_restarts": 1, "square_queries": 1000} if args.fast else {},
+        attack=dict(_FAST_ATTACK) if fast else {},
+        grid_attack=dict(_FAST_GRID) if fast else StudyConfig().grid_attack,
     )
     results = run_paper_study(cfg, quiet=args.quiet, log=None if args.quiet else _say)
     if not args.quiet:

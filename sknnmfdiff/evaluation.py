@@ -2186,13 +2186,21 @@ class RobustnessReport:
         -------
         line : str
             Protocol, norm, eps and space, the clean and robust accuracies under
-            :attr:`primary_rule`, and the failed checks.
+            :attr:`primary_rule`, the failed and the skipped checks, and a warning
+            when the attack changed no input at all.
         """
         r = self.primary_rule
         tm = self.threat_model
-        return (f"{tm['protocol']} {tm['norm']} eps={tm['eps']} ({tm['space']} space): accuracy "
+        skipped = [c["name"] for c in self.checks if c.get("passed") is None]
+        line = (f"{tm['protocol']} {tm['norm']} eps={tm['eps']} ({tm['space']} space): accuracy "
                 f"{self.clean[r]['accuracy']:.4f} -> {self.robust[r]['accuracy']:.4f}; "
                 f"failed checks: {self.failed_checks or 'none'}")
+        if skipped:
+            line += f"; skipped checks: {skipped}"
+        moved = [c for c in self.checks if c["name"] == "perturbation_bounds"]
+        if moved and not moved[0].get("value") and float(tm.get("eps", 0) or 0) > 0:
+            line += "; WARNING: the attack changed no input"
+        return line
 
 
 _TABLE_COLUMNS = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced acc."),

@@ -213,6 +213,10 @@ def render_report(results):
         "- The paper protocol runs APGD-CE and Square without EOT, as the paper did; against a "
         "randomized defence this over-credits robustness. The adaptive protocol averages "
         "gradients over noise draws and is the figure to trust.",
+        "- Attack settings: main eps "
+        + (f"overrides {cfg.get('attack')}" if cfg.get("attack") else "the protocols' defaults")
+        + f"; the extra eps of the robustness curves and sanity checks use lighter settings "
+        f"{cfg.get('grid_attack')}, so those points are upper bounds of what a full attack reaches.",
         "- Robust figures of the defended (randomized) model are re-scored with "
         f"{cfg.get('n_draws')} noise draws; the mean-probability rule is used in the tables.",
         "",

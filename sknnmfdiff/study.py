@@ -99,7 +99,7 @@ class StudyConfig:
     near_duplicates: bool = True
     attack: dict = dataclasses.field(default_factory=dict)
     grid_attack: dict = dataclasses.field(
-        default_factory=lambda: {"n_restarts": 1, "square_queries": 500}
+        default_factory=lambda: {"n_restarts": 1, "n_iter": 100, "square_queries": 500}
     )
     n_draws: int = 100
     nmf_max_iter: int = 200

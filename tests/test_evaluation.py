@@ -513,3 +513,21 @@ def test_report_json_is_strict_json_nan_becomes_null():
     import json
 
     json.dumps(out, allow_nan=False)  # raises ValueError if any NaN/inf survived
+
+
+def test_summary_names_skipped_checks_and_warns_when_nothing_moved():
+    from sknnmfdiff.evaluation import RobustnessReport
+
+    tm = {"protocol": "paper", "norm": "Linf", "eps": 0.1, "space": "pixel"}
+    m = {"mean_probability": {"accuracy": 0.7}}
+    checks = [
+        {"name": "perturbation_bounds", "passed": True, "value": 0.0},
+        {"name": "attack_strength_plateau", "passed": None, "value": None},
+    ]
+    rep = RobustnessReport(threat_model=tm, clean=m, robust=m, checks=checks, timings={},
+                           per_sample={})
+    line = rep.summary()
+    assert "skipped checks: ['attack_strength_plateau']" in line
+    assert "changed no input" in line
+    checks[0]["value"] = 0.1
+    assert "changed no input" not in rep.summary()
