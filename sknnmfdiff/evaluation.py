@@ -97,6 +97,7 @@ __all__ = [
     "check_gradients",
     "check_perturbation",
     "check_random_noise",
+    "check_transfer",
     "check_square_vs_whitebox",
     "classification_metrics",
     "evaluate_robustness",
@@ -1853,6 +1854,67 @@ def check_flags(flags, cfg):
     })
 
 
+def check_transfer(module, bare, x, y, *, robust_accuracy, eps, norm="Linf", n_draws=100,
+                   batch_size=250, random_state=0, device=None, confidence=0.95):
+    """Checklist item 8: the white-box attack is at least as strong as transfer.
+
+    Attacks the bare model (the defended pipeline without its purifier, a
+    deterministic proxy) with the paper protocol, then scores the defended
+    module on those inputs with ``n_draws`` fresh draws. Attacking a proxy and
+    purifying afterwards is transfer, not white-box (Tramer et al. 2020); a
+    white-box robust accuracy above the transfer one means the white-box attack
+    is too weak.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The evaluated (defended) module, logits of shape (N, n_classes).
+    bare : torch.nn.Module
+        The proxy: the same module without its purifier.
+    x : Tensor of shape (N, ...), float32 in [0, 1]
+        Clean inputs in the module's input space.
+    y : Tensor of shape (N,), int64
+        Class indices.
+    robust_accuracy : float in [0, 1]
+        White-box robust accuracy (mean-probability rule) to compare.
+    eps : float
+        Budget of the transfer attack, in input units.
+    norm : {"Linf", "L2"}, default="Linf"
+    n_draws : int, default=100
+        Draws used to score the defended module on the transferred inputs.
+    batch_size : int, default=250
+    random_state : int, default=0
+        Seeds the transfer attack and the scoring draws.
+    device : str, torch.device or None, default=None
+    confidence : float, default=0.95
+        Level of the Wilson interval of the transfer accuracy; the check passes
+        when the white-box figure is at most its upper end.
+
+    Returns
+    -------
+    result : CheckResult
+        ``whitebox_at_least_as_strong_as_transfer``, value = transfer accuracy.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are malformed (from :func:`run_attack`).
+    """
+    x_tr = run_attack(bare, x, y, eps=eps, norm=norm, protocol="paper", batch_size=batch_size,
+                      random_state=random_state, device=device, progress=False)
+    s = score(module, x_tr, y, n_draws=n_draws, batch_size=batch_size,
+              random_state=random_state, device=device, confidence=confidence)
+    m = s["rules"]["mean_probability"]
+    lo, hi = m["accuracy_ci"]
+    return CheckResult(
+        "whitebox_at_least_as_strong_as_transfer", bool(robust_accuracy <= hi + 1e-12),
+        float(m["accuracy"]),
+        {"transfer_accuracy": float(m["accuracy"]), "transfer_ci": [float(lo), float(hi)],
+         "whitebox_accuracy": float(robust_accuracy), "proxy": "pipeline without purifier",
+         "transfer_attack": "paper protocol (APGD-CE + Square) on the proxy"},
+    )
+
+
 def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, flags=None,
                       eps_grid=(), grid_attack_kwargs=None, n_draws=1, n_fd_samples=3,
                       attack_counts=None, plateau=False, batch_size=250, random_state=0,
@@ -2474,6 +2536,13 @@ def evaluate_robustness(
             n_fd_samples=n_fd_samples, attack_counts=details["counts"], plateau=plateau,
             batch_size=batch_size,
             random_state=random_state, device=dev)
+        bare_fn = getattr(module, "without_purifier", None)
+        if cfg.get("randomized") and bare_fn is not None:
+            check_list.append(_safe_check(
+                "whitebox_at_least_as_strong_as_transfer", check_transfer, module, bare_fn(),
+                xt, yt, robust_accuracy=rob_s["rules"]["mean_probability"]["accuracy"], eps=eps,
+                norm=norm, n_draws=n_draws, batch_size=batch_size, random_state=random_state,
+                device=dev))
         timings["checks"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     timings["attack_batches"] = details["batch_seconds"]

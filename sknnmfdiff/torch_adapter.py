@@ -155,6 +155,24 @@ class CompiledPipeline(nn.Module):
             z = x.reshape(x.shape[0], -1)
         return torch.stack([self.head(z) for _ in range(int(n_draws))])
 
+    def without_purifier(self):
+        """The same module without its purifier: the bare CNN on the features.
+
+        A deterministic proxy for transfer attacks (checklist item 8). Shares
+        weights with this module.
+
+        Returns
+        -------
+        bare : CompiledPipeline
+        """
+        from ._torch_diffusion import FeaturePurifier
+
+        head = [(n, m) for n, m in self.head_steps.items() if not isinstance(m, FeaturePurifier)]
+        return CompiledPipeline(
+            list(self.feature_steps.items()), head, space=self.space,
+            image_shape=self.image_shape, n_classes=self.n_classes, classes=self.classes_,
+        )
+
     def manual_seed(self, seed):
         """Rewind every noise generator inside the module to ``seed``.
 

@@ -148,3 +148,27 @@ def test_forward_draws_equals_repeated_calls(fitted):
         calls = torch.stack([module(x) for _ in range(4)])
     assert stacked.shape == (4, 9, 2)
     torch.testing.assert_close(stacked, calls, rtol=1e-5, atol=1e-6)
+
+
+def test_without_purifier_is_the_deterministic_baseline_head(fitted):
+    Xte, _, _, deff = fitted
+    module = to_torch_module(deff, device="cpu")
+    bare = module.without_purifier()
+    assert not bare.randomized and module.randomized
+    x = _images(Xte[:5])
+    with torch.no_grad():
+        z = module.pixel_features(x)
+        expected = deff.named_steps["clf"].net_.module_.eval()(z)
+        torch.testing.assert_close(bare(x), expected)
+
+
+def test_evaluation_reports_transfer_check(fitted):
+    from sknnmfdiff import evaluate_robustness
+
+    Xte, yte, _, deff = fitted
+    rep = evaluate_robustness(deff, Xte[:12], yte[:12], eps=0.1, space="feature",
+                              protocol="paper", n_restarts=1, n_iter=20, square_queries=20,
+                              eps_grid=(), n_draws=8, progress=False)
+    (check,) = [c for c in rep.checks if c["name"] == "whitebox_at_least_as_strong_as_transfer"]
+    assert check["passed"] in (True, False) and 0.0 <= check["value"] <= 1.0
+    assert check["details"]["proxy"] == "pipeline without purifier"
