@@ -20,6 +20,13 @@ _FAST_ATTACK = {"n_restarts": 2, "n_iter": 100, "square_queries": 1000, "square_
 _FAST_GRID = {"n_restarts": 1, "n_iter": 50, "square_queries": 200, "square_n_eot": 2}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors on one line (``sknnmfdiff CMD: error: ...``) and exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 class _BadInput(Exception):
     """A user error reported as one line and exit status 2."""
 
@@ -30,6 +37,16 @@ def _common(p, *, out_default):
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: %(default)s)")
     p.add_argument("--out", default=out_default, help="output folder (default: %(default)s)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or stage messages")
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return v
 
 
 def _positive_float(text):
@@ -51,7 +68,7 @@ def build_parser():
     """
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sknnmfdiff",
         description="KL-NMF + diffusion-purified features for robust brain-tumour MRI "
         "classification (arXiv 2603.13182), with an honest AutoAttack evaluation.",
@@ -69,7 +86,7 @@ def build_parser():
     )
     p.add_argument("--data", help="image folder (Kaggle Training/Testing/<class>, <class>/, or yes/ + no/); "
                    "default: synthetic phantom data")
-    p.add_argument("--image-size", type=int, default=None,
+    p.add_argument("--image-size", type=_positive_int, default=None,
                    help="image side in pixels (default: 128 with --data, 64 for phantom data)")
     p.add_argument("--n-per-class", type=int, default=1100, help="unique images per class (default: %(default)s)")
     p.add_argument("--phantom-samples", type=int, default=600,
@@ -94,7 +111,7 @@ def build_parser():
                        description="Fit the defended pipeline (or --baseline) on all images of a folder "
                        "and save it with joblib.")
     p.add_argument("--data", required=True, help="image folder")
-    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--image-size", type=_positive_int, default=128, help="image side in pixels")
     p.add_argument("--baseline", action="store_true", help="no purifier")
     p.add_argument("--rank", type=int, default=15)
     p.add_argument("--k", type=int, default=10)
@@ -109,16 +126,20 @@ def build_parser():
     p.add_argument("--data", required=True, help="image folder")
     p.add_argument("--eps", type=_positive_float, default=0.10)
     p.add_argument("--space", choices=["feature", "pixel"], default="pixel")
-    p.add_argument("--protocol", choices=["paper", "adaptive"], default="paper")
-    p.add_argument("--max-images", type=int, default=None, help="evaluate on at most this many images")
+    p.add_argument("--protocol", choices=["paper", "adaptive"], default="adaptive",
+                   help="attack protocol (default: %(default)s; 'paper' over-credits randomized "
+                   "defences)")
+    p.add_argument("--max-images", type=_positive_int, default=None,
+                   help="evaluate on at most this many images (a seeded random subset)")
     _common(p, out_default="sknnmfdiff-eval")
 
     p = sub.add_parser("predict", help="classify image files with a saved model",
                        description="Print one line per image: file, class, probability of that class.")
     p.add_argument("model", help="model file written by 'sknnmfdiff fit' (trusted files only)")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="torch device")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the purifier's noise draws (default: the one saved with the model)")
     p.add_argument("--quiet", "-q", action="store_true")
     return parser
 
@@ -128,10 +149,45 @@ def _check_dir(path):
         raise _BadInput(f"no such folder: {path}")
 
 
+def _check_out(path):
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise _BadInput(f"--out {path} is a file; give a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _BadInput(f"cannot create output folder {path}: {exc.strerror or exc}") from None
+    return p
+
+
+def _check_device(device):
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise _BadInput("device 'cuda' was requested but CUDA is not available on this machine")
+
+
+def _check_rank(args):
+    if args.k > args.rank:
+        raise _BadInput(f"--k {args.k} keeps more components than --rank {args.rank} makes")
+
+
+def _binary_names(classes):
+    from .datasets import BINARY_TARGET_NAMES
+
+    cl = [int(c) if str(c).lstrip("-").isdigit() else c for c in classes]
+    if list(cl) == [0, 1]:
+        return list(BINARY_TARGET_NAMES)
+    return [str(c) for c in classes]
+
+
 def _cmd_paper(args):
     from .study import StudyConfig, run_paper_study
 
     _check_dir(args.data)
+    _check_device(args.device)
+    _check_rank(args)
+    _check_out(args.out)
     image_size = args.image_size or (128 if args.data else 64)
     fast = args.fast or (args.data is None and not args.full_attacks)
     cfg = StudyConfig(
@@ -173,14 +229,15 @@ def _cmd_fit(args):
     from ._persistence import package_versions
     from .pipeline import make_baseline_pipeline, make_paper_pipeline
 
+    _check_device(args.device)
+    _check_rank(args)
+    out = _check_out(args.out)
     bunch = _load_folder(args.data, args.image_size, args.seed)
     common = dict(n_components=args.rank, k=args.k, random_state=args.seed, device=args.device)
     pipe = (make_baseline_pipeline(**common) if args.baseline
             else make_paper_pipeline(t=args.t, n_eot=args.n_eot, **common))
     _say(f"Fitting on {len(bunch.target)} images from {args.data} ...", args.quiet)
     pipe.fit(bunch.data, bunch.target)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "model.joblib"
     joblib.dump({"model": pipe, "image_size": args.image_size,
                  "target_names": list(bunch.target_names), "versions": package_versions()}, path)
@@ -189,7 +246,9 @@ def _cmd_fit(args):
 
 
 def _load_model(path):
+    """A model file of ``sknnmfdiff fit`` (a dict) or a pipeline saved by ``paper``."""
     import joblib
+    from sklearn.pipeline import Pipeline
 
     p = Path(path)
     if not p.is_file():
@@ -197,10 +256,32 @@ def _load_model(path):
     try:
         blob = joblib.load(p)
     except Exception as exc:  # a wrong or damaged file
-        raise _BadInput(f"cannot read model file {path}: {exc}") from None
+        raise _BadInput(
+            f"cannot read model file {path}: not a joblib file written by sknnmfdiff "
+            f"({type(exc).__name__})"
+        ) from None
+    if isinstance(blob, Pipeline):
+        n = getattr(blob.steps[0][1], "n_features_in_", None)
+        side = int(round(n ** 0.5)) if n else 0
+        if not n or side * side != n:
+            raise _BadInput(f"{path}: cannot tell the image size of this pipeline")
+        blob = {"model": blob, "image_size": side, "target_names": _binary_names(blob.classes_)}
     if not isinstance(blob, dict) or "model" not in blob:
-        raise _BadInput(f"{path} is not a model file written by 'sknnmfdiff fit'")
+        raise _BadInput(
+            f"{path} is not a model written by 'sknnmfdiff fit' or 'sknnmfdiff paper'"
+        )
     return blob
+
+
+def _set_device_and_seed(pipe, device, seed):
+    """Move every step that has a ``device`` to ``device``; reseed the purifier."""
+    params = {}
+    for name, est in pipe.steps:
+        if hasattr(est, "get_params") and "device" in est.get_params():
+            params[f"{name}__device"] = device
+    if seed is not None and "purify" in pipe.named_steps:
+        params["purify__random_state"] = seed
+    pipe.set_params(**params)
 
 
 def _cmd_evaluate(args):
@@ -208,8 +289,10 @@ def _cmd_evaluate(args):
 
     from .evaluation import classification_metrics, evaluate_robustness
 
+    _check_device(args.device)
     blob = _load_model(args.model)
     pipe = blob["model"]
+    out = _check_out(args.out)
     bunch = _load_folder(args.data, blob["image_size"], args.seed)
     X, y = bunch.data, bunch.target
     if args.max_images is not None and args.max_images < len(y):
@@ -218,12 +301,13 @@ def _cmd_evaluate(args):
     clean = classification_metrics(y, pipe.predict_proba(X))
     rep = evaluate_robustness(pipe, X, y, eps=args.eps, space=args.space, protocol=args.protocol,
                               random_state=args.seed, device=args.device, progress=not args.quiet,
-                              checkpoint_dir=Path(args.out) / "checkpoints")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+                              checkpoint_dir=out / "checkpoints")
     rep.to_json(out / "evaluation.json")
-    (out / "clean.json").write_text(json.dumps({k: float(v) for k, v in clean.items()}, indent=2))
-    _say(f"clean accuracy {clean['accuracy']:.4f}; {rep.summary()}", args.quiet)
+    (out / "clean.json").write_text(json.dumps(
+        {k: (float(v) if v == v else None) for k, v in clean.items()}, indent=2))
+    _say(f"predict_proba (one seeded call): clean accuracy {clean['accuracy']:.4f}", args.quiet)
+    _say(f"evaluation ({rep.threat_model.get('scoring_draws')} scoring draws): {rep.summary()}",
+         args.quiet)
     _say(f"Wrote {out / 'evaluation.json'}", args.quiet)
     return 0
 
@@ -233,8 +317,10 @@ def _cmd_predict(args):
 
     from .datasets import load_images
 
+    _check_device(args.device)
     blob = _load_model(args.model)
     pipe = blob["model"]
+    _set_device_and_seed(pipe, args.device, args.seed)
     X = load_images(args.images, image_size=blob["image_size"])
     proba = pipe.predict_proba(X)
     names = blob.get("target_names") or [str(c) for c in pipe.classes_]
@@ -270,8 +356,9 @@ def main(argv=None):
 
     try:
         return commands[args.command](args)
-    except (_BadInput, FileNotFoundError, NotADirectoryError, ImageLoadError, ValueError) as exc:
-        msg = str(exc).strip().splitlines()
+    except (_BadInput, OSError, ImageLoadError, ValueError) as exc:
+        text = str(exc).replace("(pass on_error='warn' to skip them)", "(remove or fix them)")
+        msg = text.strip().splitlines()
         text = msg[0] if len(msg) <= 1 else msg[0] + " " + " ".join(m.strip() for m in msg[1:6])
         print(f"sknnmfdiff {args.command}: error: {text}", file=sys.stderr)
         return 2

@@ -279,6 +279,8 @@ def load_images(paths, *, image_size=128):
     ------
     FileNotFoundError
         If a path does not exist (the message names it).
+    IsADirectoryError
+        If a path is a folder.
     ImageLoadError
         If files exist but cannot be decoded; lists every such file and why.
     ValueError
@@ -288,6 +290,12 @@ def load_images(paths, *, image_size=128):
     paths = [os.fspath(p) for p in paths]
     if not paths:
         raise ValueError("load_images needs at least one image file, got none")
+    folders = [p for p in paths if os.path.isdir(p)]
+    if folders:
+        raise IsADirectoryError(
+            f"expected image files, got folder(s): {', '.join(folders)} "
+            "(use load_mri_folder for a folder)"
+        )
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"no such image file: {', '.join(missing)}")

@@ -519,6 +519,14 @@ def plot_denoising_error(err_noisy, err_denoised, *, t=None):
     return fig
 
 
+_CURVE_STYLES = (
+    {"linestyle": "-", "marker": "o"},
+    {"linestyle": "--", "marker": "s"},
+    {"linestyle": ":", "marker": "^"},
+    {"linestyle": "-.", "marker": "D"},
+)
+
+
 def plot_robustness_curve(
     eps, curves, *, title=None, ylabel="robust accuracy", ci=None, xlabel="eps"
 ):
@@ -605,7 +613,10 @@ def plot_robustness_curve(
     fig = _new_figure((5.5, 4.0))
     ax = fig.add_subplot()
     for label, values in data.items():
-        (line,) = ax.plot(eps[order], values[order], marker="o", markersize=4, label=str(label))
+        # Cycle line styles and markers too, so that coinciding curves stay visible.
+        style = _CURVE_STYLES[len(ax.lines) % len(_CURVE_STYLES)]
+        (line,) = ax.plot(eps[order], values[order], label=str(label), markersize=5,
+                          markerfacecolor="none", **style)
         if label in bands:
             lo, hi = bands[label]
             ax.fill_between(eps[order], lo[order], hi[order], color=line.get_color(), alpha=0.2,

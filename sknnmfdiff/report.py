@@ -196,7 +196,15 @@ def render_report(results):
 
     t = results.get("timings", {})
     if t:
-        out += ["## Timings (wall clock, seconds)", "", "| Stage | Seconds |", "|---|---|"]
+        out += ["## Timings (wall clock, seconds)", ""]
+        if any("(reused" in k for k in t):
+            out += [
+                "Some evaluations were reused from an earlier run in this folder: their "
+                "times are the original run's, and this run's fit times may come from the "
+                "cache, so the sums below mix the two runs.",
+                "",
+            ]
+        out += ["| Stage | Seconds |", "|---|---|"]
         out += [f"| {k} | {_fmt(v, '{:.1f}')} |" for k, v in t.items()]
         out.append("")
     figs = results.get("figures", {})

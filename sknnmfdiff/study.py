@@ -228,7 +228,8 @@ def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet):
                 if path.exists():
                     log(f"[{key}] reusing finished evaluation {path}")
                     reports[key] = RobustnessReport.from_json(path)
-                    timings.setdefault(f"attack {key}", reports[key].timings.get("total"))
+                    timings[f"attack {key} (reused; time of the original run)"] = (
+                        reports[key].timings.get("total"))
                     continue
                 with _Timer(timings, f"attack {key}", log):
                     rep = evaluate_robustness(
@@ -264,7 +265,12 @@ def _figures(cfg, base, deff, bunch, split, reports, out, log):
     X = bunch.data
     files = {}
 
+    synthetic = cfg.data is None
+
     def save(name, fig):
+        if synthetic:
+            fig.text(0.5, 0.005, "SYNTHETIC phantom data (make_phantom_mri), not MRI",
+                     ha="center", va="bottom", fontsize=8, color="firebrick")
         files[name] = str(plots.save_figure(fig, figdir / f"{name}.png").relative_to(out))
 
     side = cfg.image_size
@@ -323,10 +329,16 @@ def _adversarial_examples(cfg, base, Xte, yte, out):
     from .torch_adapter import to_torch_module
 
     module = to_torch_module(base, device=cfg.device)
-    n = min(4, len(Xte))
     side = cfg.image_size
-    x = torch.as_tensor(Xte[:n], dtype=torch.float32).reshape(n, 1, side, side)
-    y = torch.as_tensor(np.searchsorted(base.classes_, yte[:n]))
+    # The first test images of each class that the baseline classifies correctly.
+    y_idx = np.searchsorted(base.classes_, yte)
+    ok = np.flatnonzero(base.predict(Xte) == yte)
+    pick = np.concatenate([ok[y_idx[ok] == c][:2] for c in range(len(base.classes_))])[:4]
+    if pick.size == 0:
+        pick = np.arange(min(4, len(Xte)))
+    n = len(pick)
+    x = torch.as_tensor(Xte[pick], dtype=torch.float32).reshape(n, 1, side, side)
+    y = torch.as_tensor(y_idx[pick])
     x_adv = run_attack(
         module, x, y, eps=cfg.eps, protocol="paper", random_state=cfg.seed,
         progress=False, n_restarts=1, square_queries=100,
@@ -339,6 +351,10 @@ def _adversarial_examples(cfg, base, Xte, yte, out):
         x.numpy(), x_adv.numpy(), y=y.numpy(), pred_clean=p_clean, pred_adv=p_adv,
         image_shape=(side, side), n=n,
     )
+    fig.suptitle(f"Baseline pipeline, pixel space, paper protocol (1 restart, 100 Square "
+                 f"queries), L-inf eps = {cfg.eps}" + (" — SYNTHETIC phantom data"
+                                                         if cfg.data is None else ""),
+                 fontsize=9)
     figdir = out / "figures"
     return str(plots.save_figure(fig, figdir / "adversarial_examples.png").relative_to(out))
 

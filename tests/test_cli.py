@@ -26,10 +26,44 @@ def test_python_dash_m_entry_point():
     assert out.returncode == 0 and out.stdout.startswith("sknnmfdiff ")
 
 
-def test_bad_flag_exits_2(capsys):
+@pytest.mark.parametrize(
+    "argv",
+    [["paper", "--eps", "-1"], ["paper", "--image-size", "abc"],
+     ["evaluate", "m.joblib", "--data", "d", "--max-images", "-3"], ["paper", "--nope"]],
+)
+def test_bad_flag_is_one_line_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["paper", "--eps", "-1"])
+        main(argv)
     assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error:" in err[0]
+
+
+def test_k_larger_than_rank_exit_2(capsys):
+    assert main(["paper", "--rank", "5", "--k", "8", "--out", "unused"]) == 2
+    assert "--k 8" in capsys.readouterr().err
+
+
+def test_out_is_a_file_exit_2(tmp_path, capsys):
+    f = tmp_path / "file.png"
+    f.write_text("x")
+    assert main(["paper", "--out", str(f), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "file.png" in err[0]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA present")
+@pytest.mark.parametrize("cmd", ["paper", "fit", "evaluate", "predict"])
+def test_cuda_without_cuda_exit_2(cmd, tmp_path, capsys):
+    argv = {
+        "paper": ["paper", "--out", str(tmp_path / "o")],
+        "fit": ["fit", "--data", str(tmp_path), "--out", str(tmp_path / "o")],
+        "evaluate": ["evaluate", "m.joblib", "--data", str(tmp_path)],
+        "predict": ["predict", "m.joblib", "x.png"],
+    }[cmd]
+    assert main(argv + ["--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CUDA is not available" in err[0]
 
 
 def test_bad_path_is_one_line_exit_2(tmp_path, capsys):
@@ -51,7 +85,8 @@ def test_bad_model_file_exit_2(tmp_path, capsys):
     img = tmp_path / "a.png"
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(img)
     assert main(["predict", str(bad), str(img)]) == 2
-    assert "model" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a joblib file written by sknnmfdiff" in err
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +140,13 @@ def test_paper_on_phantom_writes_everything(tmp_path, capsys):
         assert (out / "figures" / f"{name}.png").stat().st_size > 0
     assert (out / "models" / "baseline.joblib").is_file()
     assert (out / "models" / "defended.joblib").is_file()
+    # The models the study saves work with predict.
+    img = tmp_path / "slice.png"
+    Image.fromarray(np.full((40, 40), 90, np.uint8)).save(img)
+    capsys.readouterr()
+    assert main(["predict", str(out / "models" / "defended.joblib"), str(img)]) == 0
+    name, cls, p = capsys.readouterr().out.strip().split("\t")
+    assert cls in ("no tumour", "tumour")
     # A rerun in the same folder reuses the finished evaluations.
     (done,) = (out / "evaluations").glob("*/feature-paper-defended.json")
     before = done.read_text()

@@ -556,3 +556,5 @@ def test_load_images_matches_folder_loader(tmp_path):
         load_images([bad], image_size=16)
     with pytest.raises(ValueError, match="at least one"):
         load_images([], image_size=16)
+    with pytest.raises(IsADirectoryError, match="folder"):
+        load_images([tmp_path / "no"], image_size=16)
