@@ -1048,10 +1048,10 @@ def _lesion_centre(rng, kind, a_brain, b_brain):
 def _phantom_slice(rng, xx, yy, basis_y, basis_x, lesion):
     """One head-like slice on the grid ``xx, yy`` in [-1, 1]; returns float32 in [0, 1]."""
     # pose: rotation, shift, scale
-    theta = rng.uniform(-0.15, 0.15)
+    theta = rng.uniform(-0.08, 0.08)
     cos, sin = np.cos(theta), np.sin(theta)
-    scale = rng.uniform(0.9, 1.03)
-    dx, dy = rng.uniform(-0.04, 0.04, size=2)
+    scale = rng.uniform(0.95, 1.02)
+    dx, dy = rng.uniform(-0.02, 0.02, size=2)
     u = (cos * (xx - dx) + sin * (yy - dy)) / scale
     v = (-sin * (xx - dx) + cos * (yy - dy)) / scale
 
