@@ -63,8 +63,9 @@ def _table(rows):
 
 def _threat(ev):
     tm = ev["threat_model"]
-    keys = ("space", "norm", "eps", "protocol", "attacks", "n_restarts", "n_iter",
-            "n_eot", "square_queries", "square_n_eot", "scoring_draws", "seed")
+    keys = ("space", "norm", "eps", "protocol", "attacks", "apgd_n_restarts", "apgd_n_iter",
+            "apgd_loss", "n_eot", "square_queries", "square_n_eot", "success_rule",
+            "scoring_draws", "random_state")
     return ", ".join(f"{k}={tm[k]}" for k in keys if k in tm)
 
 
@@ -165,7 +166,7 @@ def render_report(results):
                 continue
             title = "paper protocol (APGD-CE + Square, no EOT)" if protocol == "paper" else \
                 "adaptive protocol (EOT gradients, log-mean-probability loss, EOT Square)"
-            out += [f"## {title.capitalize()} — {_space_label(space)}", ""]
+            out += [f"## {title[0].upper() + title[1:]} — {_space_label(space)}", ""]
             rows = tables[key]["rows"]
             if protocol == "paper":
                 out += [_table_with_paper(rows, PAPER_TABLE), ""]
