@@ -153,20 +153,28 @@ def test_cuda_fitted_pipeline_loads_on_cpu(phantom, tmp_path):  # pragma: no cov
 
 @pytest.mark.realdata
 def test_real_mri_clean_accuracy(real_data_dir):
-    """Whole pipeline on a few hundred real images at 64 x 64.
+    """Whole pipeline on 600 real images (300 no tumour + 300 tumour) at 64 x 64.
 
-    Balanced classes, so chance is 50 %. A linear model on raw pixels gets ~85-90 %
-    on this subset; the 15-component NMF pipeline keeps most of that. We require
-    75 % clean accuracy (and a clearly positive MCC) for both pipelines, and the
-    defended pipeline within 5 points of the baseline on this small test part.
+    Balanced classes, so chance is 50 %. Measured on this subset (420 train / 180
+    test): baseline 83.9 %; defended, scored like the evaluation does (mean
+    probability over 50 fresh noise draws), 80.0 / 85.0 / 83.3 % for seeds 0, 1, 2.
+    With half the images (210 train) the defended pipeline fell to 63-67 %: the
+    purifier needs enough training features. We require 75 % for both, the defended
+    within 8 points of the baseline, and a clearly positive MCC.
     """
-    X, y = real_subset(str(real_data_dir), image_size=64, per_class=150)
+    import torch
+
+    from sknnmfdiff import to_torch_module
+    from sknnmfdiff.evaluation import score
+
+    X, y = real_subset(str(real_data_dir), image_size=64, per_class=300)
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
     base = make_baseline_pipeline(random_state=0, nmf__max_iter=100).fit(Xtr, ytr)
     deff = make_paper_pipeline(random_state=0, nmf__max_iter=100).fit(Xtr, ytr)
     acc_b = accuracy_score(yte, base.predict(Xte))
-    acc_d = accuracy_score(yte, deff.predict(Xte))
+    s = score(to_torch_module(deff), torch.as_tensor(Xte).reshape(-1, 1, 64, 64),
+              torch.as_tensor(yte), n_draws=50)["rules"]["mean_probability"]
     assert acc_b >= 0.75, acc_b
-    assert acc_d >= 0.75, acc_d
-    assert acc_d >= acc_b - 0.05, (acc_b, acc_d)
-    assert matthews_corrcoef(yte, deff.predict(Xte)) > 0.4
+    assert s["accuracy"] >= 0.75, s["accuracy"]
+    assert s["accuracy"] >= acc_b - 0.08, (acc_b, s["accuracy"])
+    assert s["mcc"] > 0.4
