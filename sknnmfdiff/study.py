@@ -351,9 +351,9 @@ def _adversarial_examples(cfg, base, Xte, yte, out):
         x.numpy(), x_adv.numpy(), y=y.numpy(), pred_clean=p_clean, pred_adv=p_adv,
         image_shape=(side, side), n=n,
     )
-    fig.suptitle(f"Baseline pipeline, pixel space, paper protocol (1 restart, 100 Square "
-                 f"queries), L-inf eps = {cfg.eps}" + (" — SYNTHETIC phantom data"
-                                                         if cfg.data is None else ""),
+    fig.suptitle(f"Baseline pipeline, pixel space, L-inf eps = {cfg.eps}\npaper protocol "
+                 "(1 restart, 100 Square queries)" + (", SYNTHETIC phantom data"
+                                                      if cfg.data is None else ""),
                  fontsize=9)
     figdir = out / "figures"
     return str(plots.save_figure(fig, figdir / "adversarial_examples.png").relative_to(out))
