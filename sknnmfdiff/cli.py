@@ -32,6 +32,8 @@ class _BadInput(Exception):
 
 
 def _common(p, *, out_default):
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="skip unreadable image files with a warning instead of stopping")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="torch device (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: %(default)s)")
@@ -205,6 +207,7 @@ def _cmd_paper(args):
         protocols=("paper", "adaptive") if args.protocol == "both" else (args.protocol,),
         seed=args.seed,
         device=args.device,
+        on_error="warn" if args.skip_bad_images else "raise",
         attack=dict(_FAST_ATTACK) if fast else {},
         grid_attack=dict(_FAST_GRID) if fast else StudyConfig().grid_attack,
     )
@@ -216,11 +219,12 @@ def _cmd_paper(args):
     return 0
 
 
-def _load_folder(path, image_size, seed):
+def _load_folder(path, image_size, seed, skip_bad=False):
     from .datasets import load_mri_folder
 
     _check_dir(path)
-    return load_mri_folder(path, image_size=image_size, task="binary", random_state=seed)
+    return load_mri_folder(path, image_size=image_size, task="binary", random_state=seed,
+                           on_error="warn" if skip_bad else "raise")
 
 
 def _cmd_fit(args):
@@ -232,7 +236,7 @@ def _cmd_fit(args):
     _check_device(args.device)
     _check_rank(args)
     out = _check_out(args.out)
-    bunch = _load_folder(args.data, args.image_size, args.seed)
+    bunch = _load_folder(args.data, args.image_size, args.seed, args.skip_bad_images)
     common = dict(n_components=args.rank, k=args.k, random_state=args.seed, device=args.device)
     pipe = (make_baseline_pipeline(**common) if args.baseline
             else make_paper_pipeline(t=args.t, n_eot=args.n_eot, **common))
@@ -293,7 +297,7 @@ def _cmd_evaluate(args):
     blob = _load_model(args.model)
     pipe = blob["model"]
     out = _check_out(args.out)
-    bunch = _load_folder(args.data, blob["image_size"], args.seed)
+    bunch = _load_folder(args.data, blob["image_size"], args.seed, args.skip_bad_images)
     X, y = bunch.data, bunch.target
     if args.max_images is not None and args.max_images < len(y):
         idx = np.sort(np.random.default_rng(args.seed).permutation(len(y))[: args.max_images])
@@ -357,7 +361,7 @@ def main(argv=None):
     try:
         return commands[args.command](args)
     except (_BadInput, OSError, ImageLoadError, ValueError) as exc:
-        text = str(exc).replace("(pass on_error='warn' to skip them)", "(remove or fix them)")
+        text = str(exc).replace("(pass on_error='warn' to skip them)", "(remove or fix them, or pass --skip-bad-images)")
         msg = text.strip().splitlines()
         text = msg[0] if len(msg) <= 1 else msg[0] + " " + " ".join(m.strip() for m in msg[1:6])
         print(f"sknnmfdiff {args.command}: error: {text}", file=sys.stderr)

@@ -70,6 +70,8 @@ class StudyConfig:
         Torch device ("cpu", "cuda", "auto").
     near_duplicates : bool
         Also keep near-duplicate groups (perceptual hash) inside one split part.
+    on_error : {"raise", "warn"}
+        Unreadable images stop the run ("raise") or are skipped with a warning.
     attack : dict
         Overrides of the attack settings (``n_restarts``, ``n_iter``,
         ``square_queries``, ``n_eot``), applied to both protocols.
@@ -97,6 +99,7 @@ class StudyConfig:
     seed: int = 0
     device: str = "cpu"
     near_duplicates: bool = True
+    on_error: str = "raise"
     attack: dict = dataclasses.field(default_factory=dict)
     grid_attack: dict = dataclasses.field(
         default_factory=lambda: {"n_restarts": 1, "n_iter": 100, "square_queries": 500}
@@ -155,7 +158,8 @@ def _load_data(cfg, log):
             "(not MRI). Give --data DIR for real images."
         )
     else:
-        bunch = load_mri_folder(cfg.data, image_size=cfg.image_size, task="binary")
+        bunch = load_mri_folder(cfg.data, image_size=cfg.image_size, task="binary",
+                                on_error=cfg.on_error)
         synthetic = False
     exact = find_duplicates(bunch, kind="exact")
     near = find_duplicates(bunch, kind="near") if cfg.near_duplicates else []

@@ -155,3 +155,18 @@ def test_paper_on_phantom_writes_everything(tmp_path, capsys):
     # Other settings in the same folder never reuse them.
     assert main(args + ["--eps", "0.05"]) == 0
     assert len(list((out / "evaluations").glob("*/feature-paper-defended.json"))) == 2
+
+
+def test_bad_image_stops_or_is_skipped(phantom_folder, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(phantom_folder, data)
+    (data / "yes" / "broken.png").write_text("not an image")
+    args = ["fit", "--data", str(data), "--image-size", "32", "--rank", "6", "--k", "4",
+            "--t", "10", "--out", str(tmp_path / "m"), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken.png" in err[0] and "--skip-bad-images" in err[0]
+    with pytest.warns(UserWarning, match="broken.png"):
+        assert main(args + ["--skip-bad-images"]) == 0
