@@ -142,7 +142,9 @@ def build_parser():
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="torch device")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the purifier's noise draws (default: the one saved with the model)")
-    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--out", default=None,
+                   help="also write predictions.csv (file, class, probability) into this folder")
+    p.add_argument("--quiet", "-q", action="store_true", help="do not print the predictions")
     return parser
 
 
@@ -328,9 +330,19 @@ def _cmd_predict(args):
     X = load_images(args.images, image_size=blob["image_size"])
     proba = pipe.predict_proba(X)
     names = blob.get("target_names") or [str(c) for c in pipe.classes_]
+    rows = []
     for f, p in zip(args.images, proba):
         j = int(np.argmax(p))
-        print(f"{f}\t{names[j]}\t{p[j]:.4f}")
+        rows.append((f, names[j], f"{p[j]:.4f}"))
+        _say("\t".join(rows[-1]), args.quiet)
+    if args.out is not None:
+        import csv
+
+        path = _check_out(args.out) / "predictions.csv"
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["file", "class", "probability"])
+            w.writerows(rows)
     return 0
 
 

@@ -117,9 +117,14 @@ def test_fit_predict_evaluate(phantom_folder, tmp_path, capsys):
     for line, f in zip(lines, files):
         name, cls, p = line.split("\t")
         assert name == f and cls in ("no tumour", "tumour") and 0.5 <= float(p) <= 1.0
+    assert main(["predict", str(model), *files, "--out", str(tmp_path / "pred"), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    csv_lines = (tmp_path / "pred" / "predictions.csv").read_text().strip().splitlines()
+    assert csv_lines[0] == "file,class,probability" and len(csv_lines) == 4
+    assert [c.split(",")[1] for c in csv_lines[1:]] == [line.split("\t")[1] for line in lines]
     out = tmp_path / "eval"
     assert main(["evaluate", str(model), "--data", str(phantom_folder), "--max-images", "12",
-                 "--space", "feature", "--out", str(out), "--quiet"]) == 0
+                 "--space", "feature", "--protocol", "paper", "--out", str(out), "--quiet"]) == 0
     rep = json.loads((out / "evaluation.json").read_text())
     assert rep["threat_model"]["space"] == "feature"
     assert 0.0 <= rep["robust"][rep["primary_rule"]]["accuracy"] <= 1.0
