@@ -186,7 +186,7 @@ def _load_data(cfg, log):
     return bunch, split, summary
 
 
-def _metrics(pipe, X, y, n_draws=1):
+def _metrics(pipe, X, y):
     from .evaluation import classification_metrics
 
     proba = pipe.predict_proba(X)
@@ -258,7 +258,7 @@ def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet):
     return reports
 
 
-def _figures(cfg, base, deff, bunch, split, reports, out, log):
+def _figures(cfg, base, deff, bunch, split, reports, out):
     from . import plots
 
     figdir = out / "figures"
@@ -456,7 +456,7 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
     _write_json(res_path, results)
 
     with _Timer(timings, "figures", log):
-        files = _figures(cfg, base, deff, bunch, split, reports, out, log)
+        files = _figures(cfg, base, deff, bunch, split, reports, out)
         if "pixel" in cfg.spaces:
             files["adversarial_examples"] = _adversarial_examples(cfg, base, Xte, yte, out)
     results["figures"] = files

@@ -106,6 +106,12 @@ class CompiledPipeline(nn.Module):
             z = self.pixel_features(x)
         return z.reshape(z.shape[0], 1, 1, z.shape[1])
 
+    def _input_features(self, x):
+        """(N, k) features of the input: projected pixels, or the features as given."""
+        if self.space == "pixel":
+            return self.pixel_features(x)
+        return x.reshape(x.shape[0], -1)
+
     def head(self, z):
         """Purifier and CNN: (N, k) features -> (N, n_classes) logits."""
         for step in self.head_steps.values():
@@ -125,11 +131,7 @@ class CompiledPipeline(nn.Module):
         -------
         logits : torch.Tensor of shape (N, n_classes), float32
         """
-        if self.space == "pixel":
-            z = self.pixel_features(x)
-        else:
-            z = x.reshape(x.shape[0], -1)
-        return self.head(z)
+        return self.head(self._input_features(x))
 
     def forward_draws(self, x, n_draws):
         """Logits of ``n_draws`` noise draws of the same input.
@@ -149,10 +151,7 @@ class CompiledPipeline(nn.Module):
         -------
         logits : torch.Tensor of shape (n_draws, N, n_classes), float32
         """
-        if self.space == "pixel":
-            z = self.pixel_features(x)
-        else:
-            z = x.reshape(x.shape[0], -1)
+        z = self._input_features(x)
         return torch.stack([self.head(z) for _ in range(int(n_draws))])
 
     def without_purifier(self):
