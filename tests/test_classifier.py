@@ -21,16 +21,6 @@ from sknnmfdiff.classifier import NoValidationSplitWarning, SkorchCNNClassifier
 FAST = dict(max_epochs=5, lr=0.05, random_state=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on the shared 2-core machine two threads spin against each
-    other and make these tiny convolutions ~30x slower. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _easy(n=600, n_features=10, n_classes=2, seed=0):
     X, y = make_classification(
         n_samples=n,

@@ -10,7 +10,6 @@ Parameters section with the signature.
 import inspect
 
 import pytest
-import torch
 from sklearn.utils.estimator_checks import (
     check_param_validation,
     check_set_output_transform,
@@ -61,14 +60,6 @@ def _expected_failed_checks(estimator):
             "check_transformer_data_not_an_array": reason,
         }
     return {}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.filterwarnings(f"ignore::{NoValidationSplitWarning.__module__}.NoValidationSplitWarning")

@@ -27,15 +27,6 @@ from sknnmfdiff.evaluation import (
 FAST = {"n_iter": 20, "n_restarts": 2, "square_queries": 200}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run thousands of small ops: one thread avoids contention on shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class LinearModel(nn.Module):
     """Linear classifier on flattened inputs; optional input noise from its own generator.
 

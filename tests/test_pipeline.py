@@ -7,7 +7,7 @@ import warnings
 import joblib
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, matthews_corrcoef
+from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 
 from sknnmfdiff import (

@@ -19,15 +19,6 @@ from sknnmfdiff.purification import DiffusionPurifier
 FAST = dict(n_steps=100, t=8, hidden=16, n_layers=2, emb_dim=8, max_epochs=3, n_eot=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matmuls run fastest on one thread on the shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _features(n=400, k=6, seed=0):
     """Non-negative, L2-normalised rows clustered around 3 prototypes (NMF-like)."""
     rng = np.random.default_rng(seed)
