@@ -8,14 +8,16 @@ compiled pipeline computes exactly what the fitted steps compute.
   implicit differentiation on the active set.
 - :class:`CNN1d`: the lightweight 1-D CNN over the selected features.
 - :func:`linear_beta_schedule`, :func:`sinusoidal_embedding`, :class:`DenoiserMLP`,
-  :class:`FeaturePurifier`: the feature-space diffusion purifier (DDPM forward
-  process, Ho et al. 2020; x0-predicting denoiser; EOT average of draws).
+  :class:`FeaturePurifier`, :func:`eot_noise`: the feature-space diffusion purifier
+  (DDPM forward process, Ho et al. 2020; x0-predicting denoiser; EOT average of
+  draws, antithetic by default).
 """
 
 from ._torch_cnn import CNN1d
 from ._torch_diffusion import (
     DenoiserMLP,
     FeaturePurifier,
+    eot_noise,
     linear_beta_schedule,
     sinusoidal_embedding,
 )
@@ -26,6 +28,7 @@ __all__ = [
     "DenoiserMLP",
     "FeaturePurifier",
     "NNLSProjection",
+    "eot_noise",
     "l2_normalize_rows",
     "linear_beta_schedule",
     "nnls",
