@@ -159,17 +159,14 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
     L2-normalised features.
 
     Training semantics: by default (``train_on_purified=True``) ``fit_transform`` returns
-    the *purified* training features, so that in a :class:`~sklearn.pipeline.Pipeline` the
-    downstream classifier is trained on the same purified representation it sees at
-    inference. This is our choice, measured in ``benchmarks/study_purifier_accuracy.py``
-    (2,200 real MRI images, 10 of 15 KL-NMF features, 660 test images): a classifier
-    trained on clean features and tested on purified ones lost 2.0 (logistic regression)
-    and 6.2 (MLP) points of clean accuracy (mean of 3 seeds); trained on purified features
-    it lost 0.03 and 0.03 points (mean of 6 seeds; worst seed -0.5 and -1.4).
-    ``train_on_purified=False`` reproduces the paper's protocol literally: ``fit_transform``
-    then returns its input unchanged (as float32), the classifier trains on clean features
-    and purification acts only at inference. That deliberately breaks scikit-learn's
-    contract that ``fit_transform(X)`` equals ``fit(X).transform(X)``.
+    the *purified* training features (each row with its own noise draws), so that in a
+    :class:`~sklearn.pipeline.Pipeline` the downstream classifier is trained on the same
+    purified representation it sees at inference. ``train_on_purified=False`` reproduces
+    the paper's protocol literally: ``fit_transform`` then returns its input unchanged (as
+    float32), the classifier trains on clean features and purification acts only at
+    inference. That deliberately breaks scikit-learn's contract that ``fit_transform(X)``
+    equals ``fit(X).transform(X)``. Both this choice and the antithetic noise are ours, not
+    the paper's; see Notes for what each costs or saves.
 
     Parameters
     ----------
@@ -208,12 +205,13 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         held-out denoising error at ``t = 41`` (0.28 against 0.32 in Euclidean norm on
         real MRI features) but cost an MLP classifier trained on purified features more
         clean accuracy (-7.0 and -5.1 points against +0.4 and -2.1 on two sets of three
-        seeds; ``benchmarks/study_purifier_accuracy.py``), so the default stays uniform.
+        seeds, with independent EOT draws; ``benchmarks/study_purifier_accuracy.py``),
+        so the default stays uniform.
     max_epochs : int, default=400
         Passes over the training data. On 1,540 real MRI feature vectors (about 5,000
         Adam steps) 400 epochs gave the most stable clean accuracy of a classifier
         trained on purified features (worst of 6 seeds -1.4 points, against -4.6 with
-        200 epochs); see ``benchmarks/study_purifier_accuracy.py``.
+        200 epochs; independent EOT draws); see ``benchmarks/study_purifier_accuracy.py``.
     batch_size : int, default=128
         Mini-batch size (capped at the number of samples).
     lr : float, default=1e-3
@@ -257,6 +255,33 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
     See Also
     --------
     sknnmfdiff.nn.FeaturePurifier : the differentiable torch module ``transform`` uses.
+
+    Notes
+    -----
+    Clean accuracy (``benchmarks/clean_accuracy_gap.py --seeds 20``, output in
+    ``docs/results/clean_accuracy_gap.txt``): on the paper split of the shared MRI data
+    (1,540 training images, 128 x 128, rank 15, ``k = 10``, CNN classifier), the accuracy
+    of one call of the defended pipeline minus the baseline's, mean (standard deviation)
+    over 20 seeds, on the 440 validation and 220 test images:
+
+    ================================================  ============  ============
+    purifier                                          validation    test
+    ================================================  ============  ============
+    antithetic, classifier on purified (defaults)     -1.3 (2.3)    -1.3 (3.0)
+    independent draws, classifier on purified         -6.2 (1.5)    -6.6 (3.6)
+    independent draws, classifier on clean (paper)    -12.0 (3.7)   -9.2 (3.2)
+    ================================================  ============  ============
+
+    The standard deviation of one call's accuracy between calls (fresh noise) was 0.7 and
+    0.8 points with antithetic draws against 3.0 and 3.2 with independent draws: the
+    ``n_eot`` noise vectors of a call are shared by its rows, and with independent draws
+    their mean (standard deviation ``0.35 * 0.142`` per feature at ``t = 41``) shifts the
+    whole batch, which a classifier cannot undo; antithetic pairs make that mean zero.
+    Averaging the probabilities of 20 calls narrows the gap of independent draws (to -3.4
+    and -3.6 points) but does not close it. Other options tried on a few seeds (a larger
+    denoiser, focusing the denoiser's training on small ``t``, 200 classifier epochs,
+    weight decay, dropout, ``k = 5`` or ``15``, out-of-fold purified training features)
+    did not help consistently; ``n_eot = 32`` helped, at four times the cost.
 
     References
     ----------
