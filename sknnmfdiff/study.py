@@ -215,11 +215,25 @@ def _fit_models(cfg, Xtr, ytr, cache_dir, log, timings):
     return base, deff
 
 
+def _model_settings(pipe):
+    """Every step's class and parameters (defaults included; caches left out)."""
+    return [
+        [name, f"{type(est).__module__}.{type(est).__qualname__}",
+         {k: repr(v) for k, v in sorted(est.get_params(deep=False).items()) if k != "memory"}]
+        for name, est in pipe.steps
+    ]
+
+
 def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet):
+    from . import __version__
     from .evaluation import RobustnessReport, evaluate_robustness
 
-    # Finished evaluations are reused only by a rerun with identical settings.
+    # Finished evaluations are reused only by a rerun with identical settings: the
+    # study's, and every parameter of both models (defaults included) and the package
+    # version, so that a changed default or model never reuses a stale evaluation.
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"}
+    settings["models"] = {"baseline": _model_settings(base), "defended": _model_settings(deff)}
+    settings["sknnmfdiff"] = __version__
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
     evdir = out / "evaluations" / digest[:12]
     evdir.mkdir(parents=True, exist_ok=True)

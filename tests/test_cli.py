@@ -130,7 +130,7 @@ def test_fit_predict_evaluate(phantom_folder, tmp_path, capsys):
     assert 0.0 <= rep["robust"][rep["primary_rule"]]["accuracy"] <= 1.0
 
 
-def test_paper_on_phantom_writes_everything(tmp_path, capsys):
+def test_paper_on_phantom_writes_everything(tmp_path, capsys, monkeypatch):
     out = tmp_path / "study"
     args = ["paper", "--phantom-samples", "120", "--image-size", "32", "--rank", "6", "--k", "4",
             "--space", "feature", "--protocol", "paper", "--fast", "--out", str(out), "--quiet"]
@@ -160,6 +160,15 @@ def test_paper_on_phantom_writes_everything(tmp_path, capsys):
     # Other settings in the same folder never reuse them.
     assert main(args + ["--eps", "0.05"]) == 0
     assert len(list((out / "evaluations").glob("*/feature-paper-defended.json"))) == 2
+    # Nor does a model that differs in a parameter the command line does not set
+    # (here the purifier's noise draws, as after a change of its default).
+    import sknnmfdiff.pipeline
+
+    make = sknnmfdiff.pipeline.make_paper_pipeline
+    monkeypatch.setattr(sknnmfdiff.pipeline, "make_paper_pipeline",
+                        lambda **kw: make(**kw, purify__antithetic=False))
+    assert main(args) == 0
+    assert len(list((out / "evaluations").glob("*/feature-paper-defended.json"))) == 3
 
 
 def test_bad_image_stops_or_is_skipped(phantom_folder, tmp_path, capsys):
