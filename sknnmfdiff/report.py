@@ -82,6 +82,17 @@ def _robust_rules(ev):
     return "; ".join(parts)
 
 
+def _purifier_note(results):
+    """How the purifier draws its noise and what the classifier trained on, if recorded."""
+    for name, _, params in results.get("model_params", {}).get("defended", []):
+        if name == "purify":
+            draws = "antithetic" if params.get("antithetic") == "True" else "independent"
+            train = ("purified" if params.get("train_on_purified") == "True"
+                     else "clean (the paper's protocol)")
+            return f" ({draws} noise draws; classifier trained on {train} features)"
+    return ""
+
+
 def render_report(results):
     """Markdown text of the report for a ``results`` dict from ``run_paper_study``.
 
@@ -138,7 +149,8 @@ def render_report(results):
         "## Settings",
         "",
         f"KL-NMF rank {cfg['n_components']} ({cfg['nmf_max_iter']} iterations), top-{cfg['k']} "
-        f"components by StatSelector, purifier t = {cfg['t']} with n_eot = {cfg['n_eot']}, "
+        f"components by StatSelector, purifier t = {cfg['t']} with n_eot = {cfg['n_eot']}"
+        f"{_purifier_note(results)}, "
         f"CNN {cfg['clf_max_epochs']} epochs max; AutoAttack L-inf eps = {cfg['eps']}; seed {cfg['seed']}.",
         "",
     ]

@@ -444,6 +444,7 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
     Xte, yte = X[split.test], y[split.test]
 
     base, deff = _fit_models(cfg, Xtr, ytr, out / "cache", log, timings)
+    results["model_params"] = {"baseline": _model_settings(base), "defended": _model_settings(deff)}
     models = out / "models"
     models.mkdir(exist_ok=True)
     dump(base, models / "baseline.joblib")

@@ -140,6 +140,7 @@ def test_paper_on_phantom_writes_everything(tmp_path, capsys, monkeypatch):
     assert set(res["evaluations"]) == {"feature-paper-baseline", "feature-paper-defended"}
     report = (out / "report.md").read_text()
     assert "SYNTHETIC DATA" in report and "Sanity checks" in report
+    assert "(antithetic noise draws; classifier trained on purified features)" in report
     for name in ("nmf_basis", "class_activation", "feature_scores", "denoising_error",
                  "robustness_curve_feature"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 0
@@ -169,6 +170,7 @@ def test_paper_on_phantom_writes_everything(tmp_path, capsys, monkeypatch):
                         lambda **kw: make(**kw, purify__antithetic=False))
     assert main(args) == 0
     assert len(list((out / "evaluations").glob("*/feature-paper-defended.json"))) == 3
+    assert "(independent noise draws;" in (out / "report.md").read_text()
 
 
 def test_bad_image_stops_or_is_skipped(phantom_folder, tmp_path, capsys):
