@@ -41,6 +41,21 @@ def _common(p, *, out_default):
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or stage messages")
 
 
+def _purifier_flags(p):
+    p.add_argument("--independent-draws", action="store_true",
+                   help="independent purifier noise draws, as in the paper (default: antithetic pairs)")
+    p.add_argument("--clean-train", action="store_true",
+                   help="train the classifier on clean features, as in the paper (default: on "
+                   "purified features)")
+    p.add_argument("--paper-purifier", action="store_true",
+                   help="the paper's purifier protocol literally: --independent-draws --clean-train")
+
+
+def _purifier_params(args):
+    return dict(antithetic=not (args.independent_draws or args.paper_purifier),
+                train_on_purified=not (args.clean_train or args.paper_purifier))
+
+
 def _positive_int(text):
     try:
         v = int(text)
@@ -97,6 +112,7 @@ def build_parser():
     p.add_argument("--k", type=int, default=10, help="components kept (default: %(default)s)")
     p.add_argument("--t", type=int, default=41, help="purifier timestep (default: %(default)s)")
     p.add_argument("--n-eot", type=int, default=8, help="purifier draws averaged (default: %(default)s)")
+    _purifier_flags(p)
     p.add_argument("--eps", type=_positive_float, default=0.10, help="L-inf budget (default: %(default)s)")
     p.add_argument("--space", choices=["feature", "pixel", "both"], default="both",
                    help="threat model (default: %(default)s)")
@@ -119,6 +135,7 @@ def build_parser():
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--t", type=int, default=41)
     p.add_argument("--n-eot", type=int, default=8)
+    _purifier_flags(p)
     _common(p, out_default="sknnmfdiff-model")
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on a folder",
@@ -204,6 +221,7 @@ def _cmd_paper(args):
         k=args.k,
         t=args.t,
         n_eot=args.n_eot,
+        **_purifier_params(args),
         eps=args.eps,
         spaces=("feature", "pixel") if args.space == "both" else (args.space,),
         protocols=("paper", "adaptive") if args.protocol == "both" else (args.protocol,),
@@ -241,7 +259,8 @@ def _cmd_fit(args):
     bunch = _load_folder(args.data, args.image_size, args.seed, args.skip_bad_images)
     common = dict(n_components=args.rank, k=args.k, random_state=args.seed, device=args.device)
     pipe = (make_baseline_pipeline(**common) if args.baseline
-            else make_paper_pipeline(t=args.t, n_eot=args.n_eot, **common))
+            else make_paper_pipeline(t=args.t, n_eot=args.n_eot, **common,
+                                     **{f"purify__{k}": v for k, v in _purifier_params(args).items()}))
     _say(f"Fitting on {len(bunch.target)} images from {args.data} ...", args.quiet)
     pipe.fit(bunch.data, bunch.target)
     path = out / "model.joblib"

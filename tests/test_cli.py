@@ -186,3 +186,20 @@ def test_bad_image_stops_or_is_skipped(phantom_folder, tmp_path, capsys):
     assert len(err) == 1 and "broken.png" in err[0] and "--skip-bad-images" in err[0]
     with pytest.warns(UserWarning, match="broken.png"):
         assert main(args + ["--skip-bad-images"]) == 0
+
+
+@pytest.mark.parametrize(
+    "flags, antithetic, train_on_purified",
+    [([], True, True), (["--independent-draws"], False, True), (["--clean-train"], True, False),
+     (["--paper-purifier"], False, False)],
+)
+def test_fit_purifier_flags(phantom_folder, tmp_path, flags, antithetic, train_on_purified):
+    import joblib
+
+    out = tmp_path / "m"
+    args = ["fit", "--data", str(phantom_folder), "--image-size", "32", "--rank", "6", "--k", "4",
+            "--t", "10", "--out", str(out), "--quiet", *flags]
+    assert main(args) == 0
+    purify = joblib.load(out / "model.joblib")["model"].named_steps["purify"]
+    assert purify.antithetic is antithetic
+    assert purify.train_on_purified is train_on_purified
