@@ -156,11 +156,15 @@ def test_real_mri_clean_accuracy(real_data_dir):
     """Whole pipeline on 600 real images (300 no tumour + 300 tumour) at 64 x 64.
 
     Balanced classes, so chance is 50 %. Measured on this subset (420 train / 180
-    test): baseline 83.9 %; defended, scored like the evaluation does (mean
-    probability over 50 fresh noise draws), 80.0 / 85.0 / 83.3 % for seeds 0, 1, 2.
-    With half the images (210 train) the defended pipeline fell to 63-67 %: the
-    purifier needs enough training features. We require 75 % for both, the defended
-    within 8 points of the baseline, and a clearly positive MCC.
+    test, one test image = 0.56 points) with the default purifier (antithetic draws,
+    classifier trained on purified features), seeds 0 / 1 / 2: baseline 83.3 / 81.1 /
+    87.8 %; defended, one ``predict`` call, 81.7 / 86.1 / 83.9 %; defended scored like
+    the evaluation does (mean probability over 50 fresh noise draws) 82.2 / 86.1 /
+    83.9 %, MCC 0.65 / 0.72 / 0.68. The defended-minus-baseline gap ranged from -3.9
+    to +5.0 points over those seeds, so we require 75 % for each model, the defended
+    (both ways) within 5 points (9 images) of the baseline, and MCC > 0.5. With half
+    the images (210 train) the defended pipeline fell to 63-67 % (independent draws):
+    the purifier needs enough training features.
     """
     import torch
 
@@ -172,9 +176,11 @@ def test_real_mri_clean_accuracy(real_data_dir):
     base = make_baseline_pipeline(random_state=0, nmf__max_iter=100).fit(Xtr, ytr)
     deff = make_paper_pipeline(random_state=0, nmf__max_iter=100).fit(Xtr, ytr)
     acc_b = accuracy_score(yte, base.predict(Xte))
+    acc_d = accuracy_score(yte, deff.predict(Xte))
     s = score(to_torch_module(deff), torch.as_tensor(Xte).reshape(-1, 1, 64, 64),
               torch.as_tensor(yte), n_draws=50)["rules"]["mean_probability"]
     assert acc_b >= 0.75, acc_b
-    assert s["accuracy"] >= 0.75, s["accuracy"]
-    assert s["accuracy"] >= acc_b - 0.08, (acc_b, s["accuracy"])
-    assert s["mcc"] > 0.4
+    assert min(acc_d, s["accuracy"]) >= 0.75, (acc_d, s["accuracy"])
+    assert acc_d >= acc_b - 0.05, (acc_b, acc_d)
+    assert s["accuracy"] >= acc_b - 0.05, (acc_b, s["accuracy"])
+    assert s["mcc"] > 0.5
