@@ -363,6 +363,13 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         self.memory = memory
         self.random_state = random_state
 
+    def __setstate__(self, state):
+        # Models saved before ``antithetic`` existed drew independent noise; they keep
+        # doing so, so that a loaded model predicts what it predicted when saved.
+        state = dict(state)
+        state.setdefault("antithetic", False)
+        super().__setstate__(state)
+
     def _check_params(self):
         if self.beta_start > self.beta_end:
             raise ValueError(
