@@ -87,9 +87,9 @@ def _purifier_note(results):
     for name, _, params in results.get("model_params", {}).get("defended", []):
         if name == "purify":
             draws = "antithetic" if params.get("antithetic") == "True" else "independent"
-            train = ("purified" if params.get("train_on_purified") == "True"
-                     else "clean (the paper's protocol)")
-            return f" ({draws} noise draws; classifier trained on {train} features)"
+            train = ("purified features" if params.get("train_on_purified") == "True"
+                     else "clean features, as in the paper")
+            return f" ({draws} noise draws; classifier trained on {train})"
     return ""
 
 
