@@ -161,15 +161,18 @@ def test_paper_on_phantom_writes_everything(tmp_path, capsys, monkeypatch):
     # Other settings in the same folder never reuse them.
     assert main(args + ["--eps", "0.05"]) == 0
     assert len(list((out / "evaluations").glob("*/feature-paper-defended.json"))) == 2
-    # Nor does a model that differs in a parameter the command line does not set
-    # (here the purifier's noise draws, as after a change of its default).
+    # Nor does a model that differs in a parameter the study does not set (as after a
+    # change of a default in the package).
     import sknnmfdiff.pipeline
 
     make = sknnmfdiff.pipeline.make_paper_pipeline
     monkeypatch.setattr(sknnmfdiff.pipeline, "make_paper_pipeline",
-                        lambda **kw: make(**kw, purify__antithetic=False))
+                        lambda **kw: make(**kw, clf__dropout=0.2))
     assert main(args) == 0
     assert len(list((out / "evaluations").glob("*/feature-paper-defended.json"))) == 3
+    monkeypatch.undo()
+    assert main(args + ["--independent-draws"]) == 0
+    assert len(list((out / "evaluations").glob("*/feature-paper-defended.json"))) == 4
     assert "(independent noise draws;" in (out / "report.md").read_text()
 
 
