@@ -256,12 +256,14 @@ def eot_noise(n_eot, n_rows, n_features, *, generator, antithetic=True, device="
     """Standard normal noise for ``n_eot`` EOT draws, optionally in antithetic pairs.
 
     With ``antithetic=True`` the draws come in pairs ``(eps, -eps)`` (antithetic
-    variates; Hammersley and Morton, 1956): ``n_eot // 2`` vectors are drawn and
-    followed by their negatives, plus one unpaired draw when ``n_eot`` is odd. Every
-    draw is still exactly ``N(0, I)``, so the mean of the denoised draws estimates the
-    same expectation as with independent draws, without bias; but the noise of a pair
-    cancels in the mean, so the part of the denoiser's output that is linear in the
-    noise cancels exactly and the mean varies far less from call to call.
+    variates; Hammersley and Morton, 1956): ``ceil(n_eot / 2)`` vectors are drawn and
+    followed by the negatives of the first ``n_eot // 2`` of them, so when ``n_eot`` is
+    odd the last drawn vector stays unpaired. Every draw is still exactly ``N(0, I)``,
+    so the mean of the denoised draws estimates the same expectation as with
+    independent draws, without bias; but the noise of a pair cancels in the mean, so
+    the part of the denoiser's output that is linear in the noise cancels exactly
+    (except for the unpaired draw's share when ``n_eot`` is odd) and the mean varies
+    far less from call to call.
 
     Parameters
     ----------
@@ -281,7 +283,15 @@ def eot_noise(n_eot, n_rows, n_features, *, generator, antithetic=True, device="
     Returns
     -------
     eps : torch.Tensor of shape (n_eot, n_rows, n_features)
+
+    Raises
+    ------
+    ValueError
+        If ``n_eot``, ``n_rows`` or ``n_features`` is not a positive integer.
     """
+    for name, v in (("n_eot", n_eot), ("n_rows", n_rows), ("n_features", n_features)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}.")
     if not antithetic or n_eot == 1:
         return torch.randn(
             (n_eot, n_rows, n_features), generator=generator, device=device, dtype=dtype

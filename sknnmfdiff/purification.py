@@ -182,7 +182,8 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         Draw the ``n_eot`` noise vectors in antithetic pairs ``(eps, -eps)`` (one extra
         independent draw when ``n_eot`` is odd); see :func:`~sknnmfdiff.nn.eot_noise`.
         Every draw is still ``N(0, I)`` and the mean estimates the same expectation, but
-        the part of the purified output that is linear in the noise cancels exactly.
+        the part of the purified output that is linear in the noise cancels exactly
+        (but for the unpaired draw's share when ``n_eot`` is odd).
         Our default, not the paper's (``False`` gives the paper's independent draws):
         it is what keeps the defended pipeline's clean accuracy near the baseline's
         (see Notes).

@@ -151,6 +151,9 @@ def test_eot_noise_antithetic_pairs_and_independent_draws():
     one = eot_noise(1, 3, 5, generator=torch.Generator().manual_seed(0))
     assert torch.equal(one, torch.randn((1, 3, 5), generator=torch.Generator().manual_seed(0)))
     # Every draw is standard normal.
+    for bad in ((0, 3, 5), (8, 0, 5), (8, 3, 0), (2.0, 3, 5)):
+        with pytest.raises(ValueError, match="must be an integer >= 1"):
+            eot_noise(*bad, generator=torch.Generator())
     big = eot_noise(8, 4000, 5, generator=torch.Generator().manual_seed(2))
     assert abs(float(big.mean())) < 0.01
     assert abs(float(big[0].std()) - 1) < 0.02 and abs(float(big[7].std()) - 1) < 0.02
