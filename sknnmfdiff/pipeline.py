@@ -65,7 +65,7 @@ def make_paper_pipeline(
         ``0 .. n_steps`` (1000); ``t=0`` disables purification.
     n_eot : int, default=8
         Number of noise draws averaged by the purifier (the paper's EOT K = 8).
-    random_state : int, numpy.random.Generator or None, default=0
+    random_state : int, RandomState instance or None, default=0
         Seed passed to every stochastic stage, for reproducible fits.
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Torch device of every stage.
@@ -129,7 +129,7 @@ def make_baseline_pipeline(
         Rank of the KL-NMF (the paper's rank 15).
     k : int or "all", default=10
         Number of NMF components kept by :class:`~sknnmfdiff.StatSelector`.
-    random_state : int, numpy.random.Generator or None, default=0
+    random_state : int, RandomState instance or None, default=0
         Seed passed to every stochastic stage.
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Torch device of every stage.
