@@ -255,6 +255,9 @@ def _cmd_fit(args):
 
     _check_device(args.device)
     _check_rank(args)
+    if args.baseline and (args.independent_draws or args.clean_train or args.paper_purifier):
+        raise _BadInput("--independent-draws, --clean-train and --paper-purifier set the "
+                        "purifier, which --baseline leaves out")
     out = _check_out(args.out)
     bunch = _load_folder(args.data, args.image_size, args.seed, args.skip_bad_images)
     common = dict(n_components=args.rank, k=args.k, random_state=args.seed, device=args.device)

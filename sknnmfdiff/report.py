@@ -86,8 +86,9 @@ def _purifier_note(results):
     """How the purifier draws its noise and what the classifier trained on, if recorded."""
     for name, _, params in results.get("model_params", {}).get("defended", []):
         if name == "purify":
-            draws = "antithetic" if params.get("antithetic") == "True" else "independent"
-            train = ("purified features" if params.get("train_on_purified") == "True"
+            # Booleans; as "True"/"False" strings in results.json files of earlier versions.
+            draws = "antithetic" if params.get("antithetic") in (True, "True") else "independent"
+            train = ("purified features" if params.get("train_on_purified") in (True, "True")
                      else "clean features, as in the paper")
             return f" ({draws} noise draws; classifier trained on {train})"
     return ""

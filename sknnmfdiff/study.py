@@ -224,25 +224,57 @@ def _fit_models(cfg, Xtr, ytr, cache_dir, log, timings):
     return base, deff
 
 
+def _json_value(v):
+    """``v`` as a JSON value: numbers, strings, booleans and None as such, numpy
+    scalars as their Python value, anything else as its ``repr``."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    return v if v is None or isinstance(v, (bool, int, float, str)) else repr(v)
+
+
 def _model_settings(pipe):
     """Every step's class and parameters (defaults included; caches left out)."""
     return [
         [name, f"{type(est).__module__}.{type(est).__qualname__}",
-         {k: repr(v) for k, v in sorted(est.get_params(deep=False).items()) if k != "memory"}]
+         {k: _json_value(v) for k, v in sorted(est.get_params(deep=False).items())
+          if k != "memory"}]
         for name, est in pipe.steps
     ]
 
 
-def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet):
+def _digest_arrays(*arrays):
+    """SHA-1 of the arrays' shapes, dtypes and bytes."""
+    h = hashlib.sha1()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _source_digest():
+    """SHA-1 of the package's source files, so that changed code is never taken for
+    the code that wrote an evaluation (the version alone does not change in
+    development)."""
+    h = hashlib.sha1()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet, data_digest):
     from . import __version__
     from .evaluation import RobustnessReport, evaluate_robustness
 
     # Finished evaluations are reused only by a rerun with identical settings: the
-    # study's, and every parameter of both models (defaults included) and the package
-    # version, so that a changed default or model never reuses a stale evaluation.
+    # study's, every parameter of both models (defaults included), the training and
+    # test data, and the package (version and source), so that changed images, a
+    # changed default or changed code never reuse a stale evaluation or checkpoint.
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"}
     settings["models"] = {"baseline": _model_settings(base), "defended": _model_settings(deff)}
-    settings["sknnmfdiff"] = __version__
+    settings["data"] = data_digest
+    settings["sknnmfdiff"] = [__version__, _source_digest()]
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
     evdir = out / "evaluations" / digest[:12]
     evdir.mkdir(parents=True, exist_ok=True)
@@ -466,7 +498,8 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
         }
     _write_json(res_path, results)
 
-    reports = _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet)
+    data_digest = _digest_arrays(Xtr, ytr, Xte, yte)
+    reports = _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet, data_digest)
     results["evaluations"] = {k: r.to_dict() for k, r in reports.items()}
     tables = {}
     for space in cfg.spaces:

@@ -206,3 +206,65 @@ def test_fit_purifier_flags(phantom_folder, tmp_path, flags, antithetic, train_o
     purify = joblib.load(out / "model.joblib")["model"].named_steps["purify"]
     assert purify.antithetic is antithetic
     assert purify.train_on_purified is train_on_purified
+
+
+def test_paper_rerun_after_data_or_code_change_does_not_reuse(phantom_folder, tmp_path, monkeypatch):
+    """Same command, same folder path: other images, or other package code, must give
+    new evaluations (and checkpoints), never the finished ones of the earlier run."""
+    import shutil
+
+    import sknnmfdiff.study
+
+    data = tmp_path / "data"
+    shutil.copytree(phantom_folder, data)
+    out = tmp_path / "out"
+    args = ["paper", "--data", str(data), "--image-size", "32", "--rank", "6", "--k", "4",
+            "--n-per-class", "30", "--space", "feature", "--protocol", "paper", "--fast",
+            "--out", str(out), "--quiet"]
+
+    def n_evaluations():
+        return len(list((out / "evaluations").glob("*/feature-paper-defended.json")))
+
+    assert main(args) == 0
+    assert main(args) == 0
+    assert n_evaluations() == 1  # identical rerun: reused
+    # Other pixels behind the same file names.
+    for path in sorted((data / "yes").glob("*.png")):
+        img = np.asarray(Image.open(path))
+        Image.fromarray((255 - img).astype(np.uint8)).save(path)
+    assert main(args) == 0
+    assert n_evaluations() == 2
+    # Other package code (the version string alone does not change in development).
+    monkeypatch.setattr(sknnmfdiff.study, "_source_digest", lambda: "changed")
+    assert main(args) == 0
+    assert n_evaluations() == 3
+
+
+def test_fit_baseline_rejects_purifier_flags(phantom_folder, tmp_path, capsys):
+    args = ["fit", "--data", str(phantom_folder), "--baseline", "--paper-purifier",
+            "--out", str(tmp_path / "m"), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--baseline" in err[0]
+
+
+@pytest.mark.parametrize("antithetic, word", [(True, "antithetic"), (np.False_, "independent"),
+                                              (np.True_, "antithetic")])
+def test_report_names_the_purifier_settings(antithetic, word):
+    """Model parameters are recorded as JSON values (numpy booleans included) and the
+    report's settings line reads them, as well as the strings of earlier results files."""
+    from sknnmfdiff import make_paper_pipeline
+    from sknnmfdiff.report import _purifier_note
+    from sknnmfdiff.study import _model_settings
+
+    pipe = make_paper_pipeline(purify__antithetic=antithetic, purify__train_on_purified=False)
+    settings = _model_settings(pipe)
+    params = dict((name, p) for name, _, p in settings)["purify"]
+    assert params["antithetic"] is bool(antithetic)
+    assert json.loads(json.dumps(settings)) == settings
+    note = _purifier_note({"model_params": {"defended": settings}})
+    assert f"({word} noise draws; classifier trained on clean features" in note
+    old = [["purify", "x", {"antithetic": str(bool(antithetic)), "train_on_purified": "True"}]]
+    assert f"({word} noise draws; classifier trained on purified" in _purifier_note(
+        {"model_params": {"defended": old}})
+    assert _purifier_note({}) == ""
