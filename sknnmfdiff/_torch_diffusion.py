@@ -419,20 +419,21 @@ class FeaturePurifier(nn.Module):
         self._generator = g
         return g
 
-    def draw_noise(self, n_features, *, device="cpu", dtype=torch.float32):
-        """Draw the ``n_eot`` noise vectors of one call, shape (n_eot, 1, n_features).
+    def draw_noise(self, n_features, *, n_rows=1, device="cpu", dtype=torch.float32):
+        """Draw the ``n_eot`` noise vectors of one call, shape (n_eot, n_rows, n_features).
 
-        Antithetic pairs when ``antithetic`` is true (see :func:`eot_noise`). Advances the
-        generator exactly as one :meth:`forward` call does.
+        Antithetic pairs when ``antithetic`` is true (see :func:`eot_noise`). With
+        ``n_rows=1`` (shared by all rows) it advances the generator exactly as one
+        :meth:`forward` call does; ``n_rows=N`` gives every row its own draws.
         """
         g = self._generator_for(device)
         return eot_noise(
-            self.n_eot, 1, n_features, generator=g, antithetic=self.antithetic,
+            self.n_eot, n_rows, n_features, generator=g, antithetic=self.antithetic,
             device=device, dtype=dtype,
         )
 
     def purify_with_noise(self, z, eps):
-        """Purify ``z`` (N, k) with given noise ``eps`` (n_eot, 1, k); differentiable in ``z``."""
+        """Purify ``z`` (N, k) with noise ``eps`` (n_eot, 1 or N, k); differentiable in ``z``."""
         if self.t == 0:
             return z
         n, k = z.shape

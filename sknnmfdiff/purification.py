@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_memory, check_is_fitted, validate_data
 
 from ._persistence import VersionedEstimatorMixin
-from ._torch_diffusion import DenoiserMLP, FeaturePurifier, eot_noise, linear_beta_schedule
+from ._torch_diffusion import DenoiserMLP, FeaturePurifier, linear_beta_schedule
 
 __all__ = ["DiffusionPurifier"]
 
@@ -556,18 +556,16 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         X = validate_data(self, X, dtype=np.float32, reset=False)
         if not self.train_on_purified or int(self.t) == 0 or X.shape[0] == 0:
             return np.array(X, dtype=np.float32, copy=True)
-        t = self._validate_step(self.t)
-        seed = _derived_seed(_base_seed(self.random_state), _TRAIN_PURIFY)
-        purifier = FeaturePurifier(self.denoiser_, self.alphas_cumprod_, t, int(self.n_eot))
-        gen = torch.Generator().manual_seed(seed)
-        n_eot, antithetic = int(self.n_eot), bool(self.antithetic)
+        purifier = self.make_torch_purifier(
+            seed=_derived_seed(_base_seed(self.random_state), _TRAIN_PURIFY)
+        )
         data = torch.from_numpy(np.ascontiguousarray(X))
         out = np.empty_like(X, dtype=np.float32)
         chunk = max(1, 65536 // int(self.n_eot))
         with torch.no_grad():
             for start in range(0, X.shape[0], chunk):
                 z = data[start : start + chunk]
-                eps = eot_noise(n_eot, z.shape[0], z.shape[1], generator=gen, antithetic=antithetic)
+                eps = purifier.draw_noise(z.shape[1], n_rows=z.shape[0])
                 out[start : start + chunk] = purifier.purify_with_noise(z, eps).numpy()
         return out
 
