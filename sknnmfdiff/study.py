@@ -263,17 +263,17 @@ def _source_digest():
     return h.hexdigest()
 
 
-def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet, data_digest):
+def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet, fingerprint):
     from . import __version__
     from .evaluation import RobustnessReport, evaluate_robustness
 
     # Finished evaluations are reused only by a rerun with identical settings: the
-    # study's, every parameter of both models (defaults included), the training and
-    # test data, and the package (version and source), so that changed images, a
-    # changed default or changed code never reuse a stale evaluation or checkpoint.
+    # study's, and the ``fingerprint`` of the models (every parameter, defaults
+    # included) and of the training and test data; and the package (version and
+    # source), so that changed images, a changed default or changed code never reuse
+    # a stale evaluation or checkpoint.
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"}
-    settings["models"] = {"baseline": _model_settings(base), "defended": _model_settings(deff)}
-    settings["data"] = data_digest
+    settings.update(fingerprint)
     settings["sknnmfdiff"] = [__version__, _source_digest()]
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
     evdir = out / "evaluations" / digest[:12]
@@ -498,8 +498,8 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
         }
     _write_json(res_path, results)
 
-    data_digest = _digest_arrays(Xtr, ytr, Xte, yte)
-    reports = _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet, data_digest)
+    fingerprint = {"models": results["model_params"], "data": _digest_arrays(Xtr, ytr, Xte, yte)}
+    reports = _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet, fingerprint)
     results["evaluations"] = {k: r.to_dict() for k, r in reports.items()}
     tables = {}
     for space in cfg.spaces:
