@@ -1,0 +1,71 @@
+"""Models pickled with an older module layout still load and predict identically.
+
+``tests/data/legacy_pipelines.pkl`` was written by ``tests/data/make_legacy_pickles.py``
+before the package was reorganised into sub-packages (its pickles name the old
+private modules ``sknnmfdiff._torch_cnn`` and ``sknnmfdiff._torch_diffusion``).
+"""
+
+import pickle
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIXTURE = Path(__file__).resolve().parent / "data" / "legacy_pipelines.pkl"
+
+
+def _load():
+    from sknnmfdiff import InconsistentVersionWarning
+
+    with warnings.catch_warnings():
+        # Only the installed versions of the dependencies may differ from the
+        # fixture's; the layout must not make loading fail.
+        warnings.simplefilter("ignore", InconsistentVersionWarning)
+        with open(FIXTURE, "rb") as fh:
+            return pickle.load(fh)
+
+
+def test_fixture_names_the_old_module_layout():
+    raw = FIXTURE.read_bytes()
+    assert b"sknnmfdiff._torch_cnn" in raw
+    assert b"sknnmfdiff._torch_diffusion" in raw
+
+
+@pytest.mark.parametrize("name", ["baseline", "defended"])
+def test_legacy_pickle_predicts_identically(name):
+    fx = _load()
+    pipe = fx[name]
+    X = fx["X"]
+    np.testing.assert_array_equal(pipe[:-1].transform(X), fx[f"{name}_features"])
+    np.testing.assert_array_equal(pipe.predict_proba(X), fx[f"{name}_proba"])
+    np.testing.assert_array_equal(
+        pipe.predict(X), pipe.classes_[fx[f"{name}_proba"].argmax(axis=1)]
+    )
+
+
+def test_legacy_pickle_loads_in_a_fresh_process():
+    """Unpickling alone (no sknnmfdiff import before it) must resolve the old paths."""
+    code = (
+        "import pickle, warnings, numpy as np\n"
+        "warnings.simplefilter('ignore')\n"
+        f"fx = pickle.load(open({str(FIXTURE)!r}, 'rb'))\n"
+        "np.testing.assert_array_equal(fx['defended'].predict_proba(fx['X']), fx['defended_proba'])\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_legacy_pickle_compiles_to_torch():
+    from sknnmfdiff import to_torch_module
+    from sknnmfdiff.evaluation import predict_proba_draws
+
+    fx = _load()
+    module = to_torch_module(fx["baseline"])
+    X = fx["X"].reshape(len(fx["X"]), 1, 24, 24)
+    proba = predict_proba_draws(module, X, n_draws=1)[0]
+    np.testing.assert_allclose(proba, fx["baseline_proba"], atol=1e-5)
