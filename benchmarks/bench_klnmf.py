@@ -31,7 +31,7 @@ from sklearn.decomposition import NMF
 from sklearn.decomposition._nmf import _initialize_nmf
 from threadpoolctl import threadpool_limits
 
-from sknnmfdiff._torch_nnls import NNLSProjection
+from sknnmfdiff.nn import NNLSProjection
 from sknnmfdiff.decomposition import _fit_kl_mu, _kl_divergence
 
 DATA = Path(os.environ.get("SKNNMFDIFF_DATA", Path(__file__).resolve().parents[2] / "shared"

@@ -11,7 +11,12 @@ name is used.
 
 import importlib
 
+from ._persistence import install_module_aliases
+
 __version__ = "0.1.0.dev0"
+
+# Models pickled before a module moved name the old path; keep it importable.
+install_module_aliases()
 
 _LAZY = {
     "KLNMFTransformer": "sknnmfdiff.decomposition",

@@ -1,4 +1,4 @@
-"""Version stamps for pickled estimators.
+"""Pickled models: version stamps, and the import paths of older pickles.
 
 scikit-learn warns on unpickling a model made with another scikit-learn version only
 for its own classes. :class:`VersionedEstimatorMixin` does the same for ours, covering
@@ -6,13 +6,34 @@ the packages a fitted sknnmfdiff model depends on: sknnmfdiff, scikit-learn, sko
 torch and numpy. ``joblib.dump``/``joblib.load`` (and plain pickle) then carry the
 versions with the model and warn on a mismatch when loading.
 
+A pickle names the module of every class in it. Modules that moved keep their old
+names as aliases (:data:`MOVED_MODULES`, installed by ``import sknnmfdiff``), so a model
+pickled before a move still loads, and predicts identically.
+
 Security: ``joblib.load`` and ``pickle.load`` execute code from the file. Load only
 files you trust.
 """
 
+import importlib
+import importlib.abc
+import importlib.util
+import sys
 import warnings
 
-__all__ = ["InconsistentVersionWarning", "VersionedEstimatorMixin", "package_versions"]
+__all__ = [
+    "MOVED_MODULES",
+    "InconsistentVersionWarning",
+    "VersionedEstimatorMixin",
+    "install_module_aliases",
+    "package_versions",
+]
+
+#: Old module path -> where its classes live now (pickles name the old path).
+MOVED_MODULES = {
+    "sknnmfdiff._torch_nnls": "sknnmfdiff.nn._nnls",
+    "sknnmfdiff._torch_diffusion": "sknnmfdiff.nn._diffusion",
+    "sknnmfdiff._torch_cnn": "sknnmfdiff.nn._cnn",
+}
 
 _PACKAGES = ("sknnmfdiff", "sklearn", "skorch", "torch", "numpy")
 
@@ -69,3 +90,36 @@ class VersionedEstimatorMixin:
                     stacklevel=2,
                 )
         super().__setstate__(state)
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Makes ``import old`` return the already-importable module ``new``."""
+
+    def __init__(self, new):
+        self.new = new
+
+    def create_module(self, spec):
+        return importlib.import_module(self.new)
+
+    def exec_module(self, module):
+        pass  # executed under its own name already
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder):
+    """Finds the old paths of :data:`MOVED_MODULES`; imports the new module lazily."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        new = MOVED_MODULES.get(fullname)
+        if new is None:
+            return None
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(new))
+
+
+def install_module_aliases():
+    """Let the old module paths of :data:`MOVED_MODULES` be imported (idempotent).
+
+    Nothing is imported until an old path is; ``import sknnmfdiff`` calls this, and
+    unpickling always imports the package first.
+    """
+    if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
+        sys.meta_path.append(_MovedModuleFinder())

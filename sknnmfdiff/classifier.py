@@ -2,7 +2,7 @@
 
 :class:`SkorchCNNClassifier` is the classifier of the paper's pipeline (arXiv
 2603.13182, method stage 3, "lightweight CNN"): a small 1-D CNN
-(:class:`~sknnmfdiff._torch_cnn.CNN1d`) over the selected (and, in the defended
+(:class:`~sknnmfdiff.nn.CNN1d`) over the selected (and, in the defended
 pipeline, purified) NMF features. It wraps a skorch
 :class:`~skorch.NeuralNetClassifier` built in ``fit`` rather than subclassing it, so
 that it follows scikit-learn's conventions: parameters only stored in ``__init__``,
@@ -28,7 +28,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._persistence import VersionedEstimatorMixin
-from ._torch_cnn import CNN1d
+from .nn import CNN1d
 
 __all__ = ["SkorchCNNClassifier", "NoValidationSplitWarning"]
 
@@ -84,7 +84,7 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
     The classifier stage of Diffusion-Based Feature Denoising and Using NNMF for Robust
     Brain Tumor Classification (CVPR 2026, arXiv 2603.13182, method stage 3). The paper
     does not give the CNN's layers or training settings: the architecture
-    (:class:`~sknnmfdiff._torch_cnn.CNN1d`) and the defaults here are our choices.
+    (:class:`~sknnmfdiff.nn.CNN1d`) and the defaults here are our choices.
 
     ``fit`` builds a skorch :class:`~skorch.NeuralNetClassifier` (``net_``) with
     ``module=CNN1d``, ``criterion=torch.nn.CrossEntropyLoss`` on logits (class-weighted

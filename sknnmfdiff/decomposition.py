@@ -30,7 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 from ._persistence import VersionedEstimatorMixin
-from ._torch_nnls import l2_normalize_rows, nnls
+from .nn._nnls import l2_normalize_rows, nnls
 
 __all__ = ["KLNMFTransformer"]
 
@@ -321,7 +321,7 @@ class KLNMFTransformer(
     the generalised Kullback-Leibler divergence ``D(X || W H)`` with the multiplicative
     updates of Lee & Seung (2001), in PyTorch on CPU or CUDA. ``transform`` solves, for
     every sample ``x`` on its own, ``w = argmin_{w >= 0} ||x - w H||_2`` exactly (NNLS,
-    see :func:`sknnmfdiff._torch_nnls.nnls`) and returns ``w / ||w||_2`` (all-zero codes
+    see :func:`sknnmfdiff.nn.nnls`) and returns ``w / ||w||_2`` (all-zero codes
     stay zero). This is the feature extractor of the paper (arXiv 2603.13182, Sec. 3):
     KL-NMF with rank 15 learned on the training images, every split projected onto the
     fixed basis by NNLS, then L2-normalised. The paper writes ``V ~= W H`` with ``W``

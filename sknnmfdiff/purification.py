@@ -4,7 +4,7 @@
 inference, noises each feature vector to a small diffusion step ``t`` with DDPM's closed
 form ``q(x_t | x_0)``, denoises it and averages ``n_eot`` draws (the paper,
 arXiv 2603.13182, "diffusion-based feature denoising"; Ho et al., 2020; DiffPure,
-Nie et al., 2022). The torch parts live in :mod:`sknnmfdiff._torch_diffusion`.
+Nie et al., 2022). The torch parts live in :mod:`sknnmfdiff.nn`.
 """
 
 import copy
@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_memory, check_is_fitted, validate_data
 
 from ._persistence import VersionedEstimatorMixin
-from ._torch_diffusion import DenoiserMLP, FeaturePurifier, linear_beta_schedule
+from .nn import DenoiserMLP, FeaturePurifier, linear_beta_schedule
 
 __all__ = ["DiffusionPurifier"]
 

@@ -8,7 +8,7 @@ argmax inside ``forward``.
 
 Design notes: ../shared design, "What flows where"; the exact NNLS gradient by
 implicit differentiation on the active set lives in
-:mod:`sknnmfdiff._torch_nnls`.
+:mod:`sknnmfdiff.nn`.
 """
 
 import copy
@@ -164,7 +164,7 @@ class CompiledPipeline(nn.Module):
         -------
         bare : CompiledPipeline
         """
-        from ._torch_diffusion import FeaturePurifier
+        from .nn import FeaturePurifier
 
         head = [(n, m) for n, m in self.head_steps.items() if not isinstance(m, FeaturePurifier)]
         return CompiledPipeline(
@@ -206,7 +206,7 @@ def _compile_transform_step(name, est, device):
     """One fitted transformer step -> (kind, module or None)."""
     from sklearn.feature_selection import SelectorMixin
 
-    from ._torch_nnls import NNLSProjection
+    from .nn import NNLSProjection
     from .decomposition import KLNMFTransformer
     from .purification import DiffusionPurifier
 

@@ -1,4 +1,4 @@
-"""Tests of sknnmfdiff.classifier.SkorchCNNClassifier and sknnmfdiff._torch_cnn.CNN1d."""
+"""Tests of sknnmfdiff.classifier.SkorchCNNClassifier and sknnmfdiff.nn.CNN1d."""
 
 import io
 import logging
@@ -15,7 +15,7 @@ from scipy.special import expit, softmax
 from sklearn.datasets import make_blobs, make_classification
 from sklearn.utils.class_weight import compute_class_weight
 
-from sknnmfdiff._torch_cnn import CNN1d, _n_parameters
+from sknnmfdiff.nn._cnn import CNN1d, _n_parameters
 from sknnmfdiff.classifier import NoValidationSplitWarning, SkorchCNNClassifier
 
 FAST = dict(max_epochs=5, lr=0.05, random_state=0)

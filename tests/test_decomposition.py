@@ -11,7 +11,7 @@ from sklearn.decomposition import NMF
 from sklearn.decomposition._nmf import _beta_divergence, _initialize_nmf
 from sklearn.model_selection import GridSearchCV
 
-from sknnmfdiff._torch_nnls import NNLSProjection
+from sknnmfdiff.nn import NNLSProjection
 from sknnmfdiff.decomposition import KLNMFTransformer, _kl_divergence
 
 

@@ -1,4 +1,4 @@
-"""Tests of the diffusion purifier (sknnmfdiff.purification, sknnmfdiff._torch_diffusion)."""
+"""Tests of the diffusion purifier (sknnmfdiff.purification, sknnmfdiff.nn)."""
 
 import math
 import pickle
@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.pipeline import make_pipeline
 
-from sknnmfdiff._torch_diffusion import (
+from sknnmfdiff.nn import (
     DenoiserMLP,
     FeaturePurifier,
     eot_noise,

@@ -1,11 +1,11 @@
-"""Tests of the batched exact NNLS (sknnmfdiff._torch_nnls)."""
+"""Tests of the batched exact NNLS (sknnmfdiff.nn._nnls)."""
 
 import numpy as np
 import pytest
 import torch
 from scipy.optimize import nnls as scipy_nnls
 
-from sknnmfdiff._torch_nnls import NNLSProjection, l2_normalize_rows, nnls, nnls_gram
+from sknnmfdiff.nn._nnls import NNLSProjection, l2_normalize_rows, nnls, nnls_gram
 
 
 def _problem(seed=0, n=40, r=6, f=80, shift=0.4):

@@ -13,15 +13,15 @@ compiled pipeline computes exactly what the fitted steps compute.
   draws, antithetic by default).
 """
 
-from ._torch_cnn import CNN1d
-from ._torch_diffusion import (
+from ._cnn import CNN1d
+from ._diffusion import (
     DenoiserMLP,
     FeaturePurifier,
     eot_noise,
     linear_beta_schedule,
     sinusoidal_embedding,
 )
-from ._torch_nnls import NNLSProjection, l2_normalize_rows, nnls
+from ._nnls import NNLSProjection, l2_normalize_rows, nnls
 
 __all__ = [
     "CNN1d",

@@ -47,7 +47,7 @@ class CNN1d(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sknnmfdiff._torch_cnn import CNN1d
+    >>> from sknnmfdiff.nn import CNN1d
     >>> net = CNN1d(10, 2).eval()
     >>> net(torch.zeros(4, 10)).shape
     torch.Size([4, 2])
