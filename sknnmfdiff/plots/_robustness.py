@@ -1,0 +1,307 @@
+"""Figures of the defence and its evaluation: the denoising error of the purifier,
+robust accuracy against the attack budget, and adversarial examples."""
+
+import numpy as np
+
+from ._common import (
+    _as_float_array,
+    _as_images,
+    _check_image_shape,
+    _check_positive_int,
+    _new_figure,
+    _optional_labels,
+)
+
+
+def plot_denoising_error(err_noisy, err_denoised, *, t=None):
+    """Scatter the purifier's output error against the error of its noisy input.
+
+    Each point is one sample (or one diffusion step): on the x axis
+    ``||x_t - x0||``, the distance of the noised features from the clean ones,
+    on the y axis ``||x0_hat - x0||``, the distance of the denoiser's estimate
+    from the clean ones. Points below the identity line are improved by the
+    denoiser; the paper shows every point below it. The share of points below
+    the line is given in the legend.
+
+    Parameters
+    ----------
+    err_noisy : array-like of shape (n_points,) or (n_t, n_samples)
+        ``||x_t - x0||`` per point, non-negative, in feature units.
+    err_denoised : array-like, same shape as ``err_noisy``
+        ``||x0_hat - x0||`` per point, non-negative, in feature units.
+    t : int, float or array-like, optional
+        Diffusion step of each point, used as colour (with a colour bar). Either
+        a scalar, an array of the same shape as the errors, or, for 2-D errors,
+        a 1-D array of length ``n_t`` (one step per row).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        One axes, plus a colour bar when ``t`` is an array.
+
+    Raises
+    ------
+    ValueError
+        If the two error arrays differ in shape, hold negative, NaN or infinite
+        values, or ``t`` cannot be matched to them.
+    """
+    noisy = _as_float_array("err_noisy", err_noisy)
+    denoised = _as_float_array("err_denoised", err_denoised)
+    if noisy.shape != denoised.shape:
+        raise ValueError(
+            f"err_noisy and err_denoised must have the same shape; got {noisy.shape} and "
+            f"{denoised.shape}."
+        )
+    if noisy.ndim > 2:
+        raise ValueError(f"errors must be 1-D or 2-D (n_t, n_samples); got shape {noisy.shape}.")
+    for name, arr in (("err_noisy", noisy), ("err_denoised", denoised)):
+        if (arr < 0).any():
+            raise ValueError(f"{name} holds norms and must be non-negative; min is {arr.min():.3g}.")
+
+    colour = None
+    title_t = ""
+    if t is not None:
+        t_arr = _as_float_array("t", t)
+        if t_arr.ndim == 0:
+            title_t = f" (t = {t_arr.item():g})"
+        elif t_arr.shape == noisy.shape:
+            colour = t_arr.ravel()
+        elif noisy.ndim == 2 and t_arr.shape == (noisy.shape[0],):
+            colour = np.broadcast_to(t_arr[:, None], noisy.shape).ravel()
+        else:
+            raise ValueError(
+                f"t must be a scalar, an array of the errors' shape {noisy.shape}"
+                + (f", or of shape ({noisy.shape[0]},)" if noisy.ndim == 2 else "")
+                + f"; got shape {t_arr.shape}."
+            )
+    xs, ys = noisy.ravel(), denoised.ravel()
+    below = float(np.mean(ys < xs))
+
+    fig = _new_figure((4.8, 4.2))
+    ax = fig.add_subplot()
+    if colour is None:
+        ax.scatter(xs, ys, s=10, alpha=0.7, color="tab:blue", label=f"{below:.0%} below identity")
+    else:
+        sc = ax.scatter(xs, ys, s=10, alpha=0.8, c=colour, cmap="viridis",
+                        label=f"{below:.0%} below identity")
+        fig.colorbar(sc, ax=ax, label="diffusion step t")
+    top = max(xs.max(), ys.max())
+    top = top * 1.05 if top > 0 else 1.0
+    ax.plot([0, top], [0, top], color="black", linestyle="--", linewidth=0.8, label="identity")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_aspect("equal")
+    ax.set_xlabel(r"$\|x_t - x_0\|$ (noisy input)")
+    ax.set_ylabel(r"$\|\hat{x}_0 - x_0\|$ (denoised)")
+    ax.set_title("denoising error" + title_t)
+    ax.legend(fontsize="small", loc="upper left")
+    return fig
+
+
+_CURVE_STYLES = (
+    {"linestyle": "-", "marker": "o"},
+    {"linestyle": "--", "marker": "s"},
+    {"linestyle": ":", "marker": "^"},
+    {"linestyle": "-.", "marker": "D"},
+)
+
+
+def plot_robustness_curve(
+    eps, curves, *, title=None, ylabel="robust accuracy", ci=None, xlabel="eps"
+):
+    """Robust accuracy (or another metric) against the attack budget.
+
+    Parameters
+    ----------
+    eps : array-like of shape (n_eps,)
+        Attack budgets, non-negative, in the units of the threat model (pixel
+        units in [0, 1] for pixel-space attacks, feature units for feature-space
+        attacks). ``eps = 0`` is clean accuracy.
+    curves : mapping of str to array-like of shape (n_eps,)
+        One curve per label, e.g. ``{"baseline / paper": ..., "defended / adaptive": ...}``.
+        Accuracies as fractions in [0, 1] (the y axis is then fixed to [0, 1])
+        or any other scale.
+    title : str, optional
+        Figure title; put the threat model in it, e.g. ``"pixel space, L-inf"``.
+    ylabel : str, default="robust accuracy"
+        Label of the y axis.
+    ci : mapping of str to (array-like, array-like), optional
+        Confidence band ``(lo, hi)`` per label of ``curves``, each of shape
+        ``(n_eps,)``, drawn as a shaded band.
+    xlabel : str, default="eps"
+        Label of the x axis; name the norm and units, e.g. ``"eps (L-inf, pixel units)"``.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        One axes.
+
+    Raises
+    ------
+    ValueError
+        If ``eps`` is not 1-D or has negative values, ``curves`` is empty, a
+        curve's length differs from ``eps``, a ``ci`` label is not in
+        ``curves``, or a band has ``lo > hi`` or the wrong length.
+
+    Examples
+    --------
+    >>> from sknnmfdiff.plots import plot_robustness_curve
+    >>> fig = plot_robustness_curve(
+    ...     [0.0, 0.05, 0.10],
+    ...     {"baseline / paper": [0.86, 0.20, 0.01], "defended / adaptive": [0.85, 0.55, 0.40]},
+    ...     title="pixel space, L-inf",
+    ...     xlabel="eps (L-inf, pixel units)",
+    ... )
+    >>> fig.axes[0].get_title()
+    'pixel space, L-inf'
+    """
+    eps = _as_float_array("eps", eps, ndim=1)
+    if (eps < 0).any():
+        raise ValueError(f"eps must be non-negative; got {eps.tolist()}.")
+    if not hasattr(curves, "items") or len(curves) == 0:
+        raise ValueError("curves must be a non-empty mapping of label -> array of shape (n_eps,).")
+    data = {}
+    for label, values in curves.items():
+        arr = _as_float_array(f"curves[{label!r}]", values, ndim=1)
+        if arr.shape != eps.shape:
+            raise ValueError(
+                f"curves[{label!r}] has {arr.shape[0]} values but eps has {eps.shape[0]}."
+            )
+        data[label] = arr
+    bands = {}
+    if ci is not None:
+        for label, band in ci.items():
+            if label not in data:
+                raise ValueError(f"ci has label {label!r} that is not in curves ({list(data)}).")
+            try:
+                lo, hi = band
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"ci[{label!r}] must be a pair (lo, hi).") from exc
+            lo = _as_float_array(f"ci[{label!r}] lo", lo, ndim=1)
+            hi = _as_float_array(f"ci[{label!r}] hi", hi, ndim=1)
+            if lo.shape != eps.shape or hi.shape != eps.shape:
+                raise ValueError(
+                    f"ci[{label!r}] bounds must each have shape {eps.shape}; got {lo.shape} "
+                    f"and {hi.shape}."
+                )
+            if (lo > hi).any():
+                raise ValueError(f"ci[{label!r}] has lo > hi at some eps.")
+            bands[label] = (lo, hi)
+
+    order = np.argsort(eps, kind="stable")
+    fig = _new_figure((5.5, 4.0))
+    ax = fig.add_subplot()
+    for label, values in data.items():
+        # Cycle line styles and markers too, so that coinciding curves stay visible.
+        style = _CURVE_STYLES[len(ax.lines) % len(_CURVE_STYLES)]
+        (line,) = ax.plot(eps[order], values[order], label=str(label), markersize=5,
+                          markerfacecolor="none", **style)
+        if label in bands:
+            lo, hi = bands[label]
+            ax.fill_between(eps[order], lo[order], hi[order], color=line.get_color(), alpha=0.2,
+                            linewidth=0)
+    all_values = np.concatenate(
+        [v for v in data.values()] + [np.concatenate(b) for b in bands.values()]
+    )
+    if all_values.min() >= 0 and all_values.max() <= 1:
+        ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_adversarial_examples(
+    x_clean,
+    x_adv,
+    *,
+    y=None,
+    pred_clean=None,
+    pred_adv=None,
+    image_shape=(128, 128),
+    n=4,
+):
+    """Clean images, their adversarial versions and the perturbations.
+
+    One row per sample (the first ``n``): the clean image, the adversarial image
+    (both gray, pixel range [0, 1]) and the perturbation ``x_adv - x_clean`` on a
+    diverging colour map with limits symmetric about 0, shared by all rows and
+    shown on one colour bar. Each perturbation panel is titled with its measured
+    L-inf size, ``max |x_adv - x_clean|``, in pixel units.
+
+    Parameters
+    ----------
+    x_clean : array-like of shape (n_samples, height * width), (n_samples, height, width) or (n_samples, 1, height, width)
+        Clean images, pixels in [0, 1].
+    x_adv : array-like, same shape as ``x_clean``
+        Adversarial images, pixels in [0, 1].
+    y : array-like of shape (n_samples,), optional
+        True labels, shown over the clean images.
+    pred_clean : array-like of shape (n_samples,), optional
+        Predictions on the clean images.
+    pred_adv : array-like of shape (n_samples,), optional
+        Predictions on the adversarial images.
+    image_shape : tuple of int, default=(128, 128)
+        ``(height, width)`` of one image in pixels.
+    n : int, default=4
+        Number of samples (rows) to show; at most ``n_samples``.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        ``3 * min(n, n_samples)`` image axes plus one colour-bar axes.
+
+    Raises
+    ------
+    ValueError
+        If the image arrays do not match ``image_shape`` or each other, hold
+        NaN/inf, a label array does not have one entry per sample, or ``n`` is
+        not a positive integer.
+    """
+    shape = _check_image_shape(image_shape)
+    n = _check_positive_int("n", n)
+    clean = _as_images("x_clean", x_clean, shape)
+    adv = _as_images("x_adv", x_adv, shape)
+    if clean.shape != adv.shape:
+        raise ValueError(
+            f"x_clean and x_adv must hold the same number of images; got {clean.shape[0]} "
+            f"and {adv.shape[0]}."
+        )
+    n_samples = clean.shape[0]
+    y = _optional_labels("y", y, n_samples)
+    pred_clean = _optional_labels("pred_clean", pred_clean, n_samples)
+    pred_adv = _optional_labels("pred_adv", pred_adv, n_samples)
+
+    n_rows = min(n, n_samples)
+    delta = adv[:n_rows] - clean[:n_rows]
+    vmax = float(np.abs(delta).max())
+    vmax = vmax if vmax > 0 else 1.0
+
+    fig = _new_figure((7.5, 2.4 * n_rows + 0.4))
+    axes = fig.subplots(n_rows, 3, squeeze=False)
+    im = None
+    for i in range(n_rows):
+        ax_c, ax_a, ax_d = axes[i]
+        ax_c.imshow(clean[i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        parts = ["clean"]
+        if y is not None:
+            parts.append(f"y={y[i]}")
+        if pred_clean is not None:
+            parts.append(f"pred={pred_clean[i]}")
+        ax_c.set_title(", ".join(parts), fontsize="small")
+
+        ax_a.imshow(adv[i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        title = "adversarial" + (f", pred={pred_adv[i]}" if pred_adv is not None else "")
+        ax_a.set_title(title, fontsize="small")
+
+        im = ax_d.imshow(delta[i], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        ax_d.set_title(f"perturbation, eps = {np.abs(delta[i]).max():.3g}", fontsize="small")
+        for ax in (ax_c, ax_a, ax_d):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.colorbar(im, ax=axes[:, 2].tolist(), label="x_adv - x_clean (pixel units)", shrink=0.8)
+    fig.suptitle(f"adversarial examples (max L-inf perturbation {float(np.abs(delta).max()):.3g})")
+    return fig
