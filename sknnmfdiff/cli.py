@@ -10,6 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .paper import PAPER_PROTOCOL
+
 __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger("sknnmfdiff")
@@ -105,15 +107,15 @@ def build_parser():
                    "default: synthetic phantom data")
     p.add_argument("--image-size", type=_positive_int, default=None,
                    help="image side in pixels (default: 128 with --data, 64 for phantom data)")
-    p.add_argument("--n-per-class", type=int, default=1100, help="unique images per class (default: %(default)s)")
+    p.add_argument("--n-per-class", type=int, default=PAPER_PROTOCOL["n_per_class"], help="unique images per class (default: %(default)s)")
     p.add_argument("--phantom-samples", type=int, default=600,
                    help="phantom images when no --data (default: %(default)s)")
-    p.add_argument("--rank", type=int, default=15, help="NMF rank (default: %(default)s)")
+    p.add_argument("--rank", type=int, default=PAPER_PROTOCOL["n_components"], help="NMF rank (default: %(default)s)")
     p.add_argument("--k", type=int, default=10, help="components kept (default: %(default)s)")
-    p.add_argument("--t", type=int, default=41, help="purifier timestep (default: %(default)s)")
-    p.add_argument("--n-eot", type=int, default=8, help="purifier draws averaged (default: %(default)s)")
+    p.add_argument("--t", type=int, default=PAPER_PROTOCOL["t"], help="purifier timestep (default: %(default)s)")
+    p.add_argument("--n-eot", type=int, default=PAPER_PROTOCOL["n_eot"], help="purifier draws averaged (default: %(default)s)")
     _purifier_flags(p)
-    p.add_argument("--eps", type=_positive_float, default=0.10, help="L-inf budget (default: %(default)s)")
+    p.add_argument("--eps", type=_positive_float, default=PAPER_PROTOCOL["eps"], help="L-inf budget (default: %(default)s)")
     p.add_argument("--space", choices=["feature", "pixel", "both"], default="both",
                    help="threat model (default: %(default)s)")
     p.add_argument("--protocol", choices=["paper", "adaptive", "both"], default="both",
@@ -129,12 +131,13 @@ def build_parser():
                        description="Fit the defended pipeline (or --baseline) on all images of a folder "
                        "and save it with joblib.")
     p.add_argument("--data", required=True, help="image folder")
-    p.add_argument("--image-size", type=_positive_int, default=128, help="image side in pixels")
+    p.add_argument("--image-size", type=_positive_int, default=PAPER_PROTOCOL["image_size"],
+                   help="image side in pixels")
     p.add_argument("--baseline", action="store_true", help="no purifier")
-    p.add_argument("--rank", type=int, default=15)
+    p.add_argument("--rank", type=int, default=PAPER_PROTOCOL["n_components"])
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--t", type=int, default=41)
-    p.add_argument("--n-eot", type=int, default=8)
+    p.add_argument("--t", type=int, default=PAPER_PROTOCOL["t"])
+    p.add_argument("--n-eot", type=int, default=PAPER_PROTOCOL["n_eot"])
     _purifier_flags(p)
     _common(p, out_default="sknnmfdiff-model")
 
@@ -143,7 +146,7 @@ def build_parser():
     p.add_argument("model", help="model file written by 'sknnmfdiff fit' (trusted files only: "
                    "joblib executes code from the file)")
     p.add_argument("--data", required=True, help="image folder")
-    p.add_argument("--eps", type=_positive_float, default=0.10)
+    p.add_argument("--eps", type=_positive_float, default=PAPER_PROTOCOL["eps"])
     p.add_argument("--space", choices=["feature", "pixel"], default="pixel")
     p.add_argument("--protocol", choices=["paper", "adaptive"], default="adaptive",
                    help="attack protocol (default: %(default)s; 'paper' over-credits randomized "

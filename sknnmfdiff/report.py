@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from .paper import PAPER_TABLE
+
 __all__ = ["write_report", "render_report"]
 
 _METRICS = (
@@ -107,8 +109,6 @@ def render_report(results):
     -------
     text : str
     """
-    from .study import PAPER_TABLE
-
     cfg = results["config"]
     data = results.get("data", {})
     out = ["# sknnmfdiff study report", ""]

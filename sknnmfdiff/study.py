@@ -24,17 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .paper import PAPER_PROTOCOL, PAPER_TABLE
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["StudyConfig", "PAPER_TABLE", "run_paper_study"]
-
-#: The paper's Table (arXiv 2603.13182): rows x metrics, as published.
-PAPER_TABLE = {
-    "clean baseline": dict(accuracy=0.8605, roc_auc=0.9105, mcc=0.7178, brier=0.1461, log_loss=0.4751),
-    "clean defended": dict(accuracy=0.8512, roc_auc=0.8967, mcc=0.6988, brier=0.1555, log_loss=0.4963),
-    "robust baseline": dict(accuracy=0.0047, roc_auc=0.0075, mcc=-0.9906, brier=0.4702, log_loss=1.1629),
-    "robust defended": dict(accuracy=0.5953, roc_auc=0.7485, mcc=0.1703, brier=0.2150, log_loss=0.6182),
-}
 
 
 @dataclasses.dataclass
@@ -89,16 +83,16 @@ class StudyConfig:
 
     data: str = None
     out: str = "sknnmfdiff-out"
-    image_size: int = 128
-    n_per_class: int = 1100
+    image_size: int = PAPER_PROTOCOL["image_size"]
+    n_per_class: int = PAPER_PROTOCOL["n_per_class"]
     phantom_samples: int = 800
-    n_components: int = 15
+    n_components: int = PAPER_PROTOCOL["n_components"]
     k: int = 10
-    t: int = 41
-    n_eot: int = 8
+    t: int = PAPER_PROTOCOL["t"]
+    n_eot: int = PAPER_PROTOCOL["n_eot"]
     antithetic: bool = True
     train_on_purified: bool = True
-    eps: float = 0.10
+    eps: float = PAPER_PROTOCOL["eps"]
     eps_grid: tuple = (0.0, 0.02, 0.05, 0.2, 0.5)
     spaces: tuple = ("feature", "pixel")
     protocols: tuple = ("paper", "adaptive")
@@ -146,10 +140,10 @@ def _machine():
 
 
 def _write_json(path, obj):
-    from .evaluation import _to_jsonable
+    from ._jsonable import to_jsonable
 
     tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(_to_jsonable(obj), indent=2, allow_nan=False))
+    tmp.write_text(json.dumps(to_jsonable(obj), indent=2, allow_nan=False))
     tmp.replace(path)
 
 
@@ -252,13 +246,20 @@ def _digest_arrays(*arrays):
     return h.hexdigest()
 
 
+def _source_files():
+    """Every source file of the package, sub-packages included, in a fixed order."""
+    root = Path(__file__).parent
+    return sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix())
+
+
 def _source_digest():
     """SHA-1 of the package's source files, so that changed code is never taken for
     the code that wrote an evaluation (the version alone does not change in
     development)."""
+    root = Path(__file__).parent
     h = hashlib.sha1()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.name.encode())
+    for path in _source_files():
+        h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -268,3 +269,23 @@ def test_report_names_the_purifier_settings(antithetic, word):
     assert f"({word} noise draws; classifier trained on purified" in _purifier_note(
         {"model_params": {"defended": old}})
     assert _purifier_note({}) == ""
+
+
+def test_source_digest_covers_subpackages(tmp_path, monkeypatch):
+    """A change in any source file of the package, sub-packages included, makes
+    finished evaluations stale (the digest is part of their key)."""
+    import shutil
+
+    import sknnmfdiff.study
+
+    pkg = tmp_path / "sknnmfdiff"
+    shutil.copytree(Path(sknnmfdiff.study.__file__).parent, pkg,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(sknnmfdiff.study, "__file__", str(pkg / "study.py"))
+    files = [p.relative_to(pkg).as_posix() for p in sknnmfdiff.study._source_files()]
+    assert "evaluation/_attack.py" in files and "nn/_nnls.py" in files
+    before = sknnmfdiff.study._source_digest()
+    assert sknnmfdiff.study._source_digest() == before
+    with open(pkg / "evaluation" / "_attack.py", "a") as fh:
+        fh.write("\n# changed\n")
+    assert sknnmfdiff.study._source_digest() != before

@@ -496,10 +496,10 @@ def test_invalid_inputs(task):
 
 
 def test_report_json_is_strict_json_nan_becomes_null():
-    from sknnmfdiff.evaluation import _to_jsonable
+    from sknnmfdiff._jsonable import to_jsonable
 
     obj = {"auc": float("nan"), "x": [1.0, float("inf"), np.float32(2.0)], "n": np.int64(3)}
-    out = _to_jsonable(obj)
+    out = to_jsonable(obj)
     assert out == {"auc": None, "x": [1.0, None, 2.0], "n": 3}
     import json
 

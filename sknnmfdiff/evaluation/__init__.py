@@ -1,0 +1,131 @@
+"""Robustness evaluation of a torch classifier: AutoAttack protocols, scoring, sanity checks.
+
+The evaluator works on any ``torch.nn.Module`` that maps float32 inputs
+``x`` of shape ``(N, C, H, W)`` with values in ``[0, 1]`` to logits of shape
+``(N, n_classes)``. A fitted sknnmfdiff pipeline is compiled into such a module by
+:func:`sknnmfdiff.torch_adapter.to_torch_module`; :func:`evaluate_robustness` does
+that for you.
+
+Optional module attributes the evaluator uses when present:
+
+``randomized`` : bool
+    The forward pass draws noise (diffusion purification). Detected with two
+    forward passes when absent.
+``n_classes`` : int
+    Number of classes. Inferred from one forward pass when absent.
+``manual_seed(seed)`` : method
+    Rewinds the module's own noise generator. The evaluator calls it before every
+    attacked batch, every scoring draw and every gradient evaluation, so results do
+    not depend on the batch size, on the order of the batches or on a resumed run.
+``features(x_pixels)`` : method
+    For ``space="feature"``: maps pixels ``(N, 1, H, W)`` to the module's input
+    ``(N, 1, 1, k)`` (provided by the torch adapter).
+
+Two attack protocols are offered:
+
+``"paper"``
+    What the paper ran: AutoAttack (Croce & Hein 2020) with
+    ``version='custom', attacks=['apgd-ce', 'square']`` and the library's defaults
+    for those two attacks (APGD-CE: 100 iterations, 5 restarts, no EOT; Square:
+    5000 queries, one restart, ``p_init=0.8``). The cascade mirrors
+    ``AutoAttack.run_standard_evaluation``: a sample counts as broken as soon as a
+    single forward pass misclassifies it.
+``"adaptive"``
+    An attack aware of a randomized defence (Athalye et al. 2018; Tramer et al.
+    2020; Lee & Kim 2023): the attacked "logits" are the log of the mean class
+    probability over ``n_eot`` noise draws (:class:`MeanProbabilityLogits`), so
+    APGD's gradient is an expectation over transformation and a sample counts as
+    broken only when the mean probability over fresh draws misclassifies it (no
+    lucky draw is accepted); Square queries the same mean-probability wrapper over
+    ``square_n_eot`` draws. APGD runs more iterations and restarts than the paper
+    protocol, keeps each sample's highest-loss point, and adds APGD-DLR (3+
+    classes) and targeted APGD (4+ classes). For a deterministic model it is the
+    same with ``n_eot = 1``.
+
+AutoAttack (``pyautoattack``) reseeds torch's global generator, keeps global
+counters in its dynamic-defence check and switches off ``sys.settrace``; every call
+into it here runs inside a guard that restores the caller's torch, numpy and Python
+RNG states and trace function. Its log messages are forwarded to this module's
+logger.
+
+References
+----------
+F. Croce and M. Hein, "Reliable evaluation of adversarial robustness with an
+ensemble of diverse parameter-free attacks", ICML 2020.
+A. Athalye, N. Carlini and D. Wagner, "Obfuscated gradients give a false sense of
+security", ICML 2018.
+F. Tramer, N. Carlini, W. Brendel and A. Madry, "On adaptive attacks to adversarial
+example defenses", NeurIPS 2020.
+M. Lee and D. Kim, "Robust evaluation of diffusion-based adversarial purification",
+ICCV 2023.
+
+Layout
+------
+One module per concern; each imports only those above it in this list.
+
+- ``_common``: option names, input validation, devices, seeds, the global-state guard.
+- ``_config``: the protocols' attack defaults and :func:`resolve_attack_config`.
+- ``_wrappers``: what the attacks differentiate (:class:`MeanProbabilityLogits`).
+- ``_autoattack``: every call into ``pyautoattack`` (one batch, :func:`autoattack_flags`).
+- ``_checkpoint``: checkpoint files of finished attack batches.
+- ``_attack``: :func:`run_attack` over a whole input set, resumable.
+- ``_scoring``: :func:`predict_proba_draws`, :func:`classification_metrics`,
+  :func:`score_draws`, :func:`score` (scoring rules and confidence intervals).
+- ``_check_result``: :class:`CheckResult`.
+- ``_model_checks``: checks of the model (gradients, batch invariance, AutoAttack flags).
+- ``_attack_checks``: checks of the attack (bounds, noise, eps grid, Square, plateau,
+  transfer).
+- ``_sanity``: :func:`run_sanity_checks` and :func:`baseline_checks`.
+- ``_report``: :class:`RobustnessReport` and :func:`paper_table`.
+- ``_protocol``: :func:`evaluate_robustness`, the whole protocol on one model.
+"""
+
+
+from ._attack import run_attack
+from ._attack_checks import (
+    check_attack_plateau,
+    check_eps_grid,
+    check_perturbation,
+    check_random_noise,
+    check_square_vs_whitebox,
+    check_transfer,
+)
+from ._autoattack import autoattack_flags
+from ._check_result import CheckResult
+from ._common import METRIC_NAMES, NORMS, PROTOCOLS, SCORING_RULES, SPACES
+from ._config import ADAPTIVE_DEFAULTS, PAPER_DEFAULTS, resolve_attack_config
+from ._model_checks import check_batch_invariance, check_flags, check_gradients
+from ._protocol import evaluate_robustness
+from ._report import RobustnessReport, paper_table
+from ._sanity import baseline_checks, run_sanity_checks
+from ._scoring import classification_metrics, predict_proba_draws, score, score_draws
+from ._wrappers import MeanProbabilityLogits
+
+__all__ = [
+    "ADAPTIVE_DEFAULTS",
+    "PAPER_DEFAULTS",
+    "SCORING_RULES",
+    "CheckResult",
+    "MeanProbabilityLogits",
+    "RobustnessReport",
+    "autoattack_flags",
+    "baseline_checks",
+    "check_attack_plateau",
+    "check_batch_invariance",
+    "check_eps_grid",
+    "check_flags",
+    "check_gradients",
+    "check_perturbation",
+    "check_random_noise",
+    "check_transfer",
+    "check_square_vs_whitebox",
+    "classification_metrics",
+    "evaluate_robustness",
+    "paper_table",
+    "predict_proba_draws",
+    "resolve_attack_config",
+    "run_attack",
+    "run_sanity_checks",
+    "score",
+    "score_draws",
+]

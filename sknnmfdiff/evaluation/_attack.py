@@ -1,0 +1,187 @@
+"""Running an attack over a whole input set, in batches, with checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+
+from ._autoattack import _attack_batch
+from ._checkpoint import (
+    _CHECKPOINT_FORMAT,
+    _batch_file,
+    _data_digest,
+    _load_batch,
+    _open_checkpoint,
+    _save_batch,
+)
+from ._common import _check_inputs, _module_device, _seed_int, _state_digest
+from ._config import resolve_attack_config
+
+_log = logging.getLogger(__name__)
+
+
+def run_attack(
+    module,
+    x,
+    y,
+    *,
+    eps=0.10,
+    norm="Linf",
+    protocol="paper",
+    n_eot=None,
+    n_restarts=None,
+    n_iter=None,
+    square_queries=None,
+    square_n_eot=None,
+    eot_batch=None,
+    batch_size=250,
+    random_state=0,
+    device=None,
+    checkpoint_dir=None,
+    progress=True,
+    return_details=False,
+):
+    """Attack a classifier with AutoAttack's APGD and Square under a chosen protocol.
+
+    Batches are attacked independently, each with its own seed derived from
+    ``random_state`` and the batch index (the module's generator is rewound with
+    ``module.manual_seed`` when present), so a resumed run gives the same result as
+    an uninterrupted one. The caller's global RNG states are left untouched.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Classifier in eval mode returning logits ``(N, n_classes)`` for float32
+        input in [0, 1].
+    x : ndarray or Tensor of shape (N, C, H, W), float in [0, 1]
+        Clean inputs (pixels ``(N, 1, H, W)``; features ``(N, 1, 1, k)``).
+    y : ndarray or Tensor of shape (N,), int
+        True class indices ``0 .. n_classes - 1``.
+    eps : float, default=0.10
+        Budget in input units (L-inf: per coordinate; L2: Euclidean norm).
+    norm : {"Linf", "L2"}, default="Linf"
+        Norm of the perturbation ball.
+    protocol : {"paper", "adaptive"}, default="paper"
+        See the module docstring.
+    n_eot, n_restarts, n_iter, square_queries, square_n_eot, eot_batch : int or None
+        Attack strength; ``None`` takes the protocol default
+        (:data:`PAPER_DEFAULTS`, :data:`ADAPTIVE_DEFAULTS`). EOT settings apply
+        to the adaptive protocol on randomized models only.
+    batch_size : int, default=250
+        Samples attacked together; also the checkpoint granularity.
+    random_state : int, default=0
+        Seed of every random choice of the attack.
+    device : str or torch.device, optional
+        Defaults to the module's device.
+    checkpoint_dir : str or Path, optional
+        Directory receiving ``manifest.json`` (config hash over settings, model
+        weights and data) and one ``batch_#####.npz`` per finished batch. On a rerun
+        with the same configuration finished batches are loaded, not redone; a
+        different configuration raises ``ValueError``.
+    progress : bool, default=True
+        Show a tqdm progress bar over batches.
+    return_details : bool, default=False
+        Also return a dict with the config, per-sample ``broken_by``
+        (``"clean"``, an attack name or ``""``), per-attack counts, per-batch
+        seconds and how many batches were loaded from the checkpoint.
+
+    Returns
+    -------
+    x_adv : same type as ``x``, float32 of shape (N, C, H, W)
+        Adversarial inputs within ``eps`` of ``x`` and inside [0, 1]. Samples no
+        attack broke hold the clean input (paper) or their highest-loss point
+        (adaptive).
+    details : dict
+        Only when ``return_details=True``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Malformed inputs or settings; a checkpoint of another configuration.
+    """
+    from tqdm.auto import tqdm
+
+    dev = _module_device(module, device)
+    xt, yt = _check_inputs(x, y, device=dev)
+    if module.training:
+        _log.warning("module is in training mode; evaluating it as it is (call .eval()).")
+    cfg = resolve_attack_config(
+        module, xt, eps=eps, norm=norm, protocol=protocol, n_eot=n_eot,
+        n_restarts=n_restarts, n_iter=n_iter, square_queries=square_queries,
+        square_n_eot=square_n_eot, eot_batch=eot_batch, batch_size=batch_size,
+        random_state=random_state,
+    )
+    if int(yt.max()) >= cfg["n_classes"]:
+        raise ValueError(f"y holds class {int(yt.max())} but the module has {cfg['n_classes']} classes.")
+    n = xt.shape[0]
+    n_batches = math.ceil(n / batch_size)
+    path = None
+    if checkpoint_dir is not None:
+        digest = hashlib.sha256(
+            json.dumps(cfg, sort_keys=True).encode()
+            + _state_digest(module).encode()
+            + _data_digest(xt, yt).encode()
+        ).hexdigest()
+        manifest = {
+            "format": _CHECKPOINT_FORMAT,
+            "config_hash": digest,
+            "config": cfg,
+            "n_samples": n,
+            "n_batches": n_batches,
+        }
+        path = _open_checkpoint(checkpoint_dir, manifest)
+
+    x_adv = torch.empty_like(xt)
+    broken_by = [""] * n
+    counts = {a: 0 for a in ["clean"] + cfg["attacks"]}
+    seconds = []
+    n_loaded = 0
+    bar = tqdm(range(n_batches), desc=f"{protocol} attack", unit="batch", disable=not progress)
+    for b in bar:
+        lo, hi = b * batch_size, min((b + 1) * batch_size, n)
+        if path is not None and _batch_file(path, b).exists():
+            xa, bb, info = _load_batch(path, b)
+            if tuple(xa.shape) != tuple(xt[lo:hi].shape):
+                raise ValueError(f"checkpoint batch {b} in {str(path)!r} has shape {tuple(xa.shape)}.")
+            x_adv[lo:hi] = xa.to(dev)
+            n_loaded += 1
+            sec = info["seconds"]
+            bcounts = info["counts"]
+        else:
+            t0 = time.perf_counter()
+            seed = _seed_int(random_state, b)
+
+            def on_stage(attack, r, n_left, b=b):
+                bar.set_postfix_str(f"batch {b + 1}: {attack} restart {r + 1}, {n_left} left")
+                _log.debug("batch %d: %s restart %d on %d samples", b + 1, attack, r + 1, n_left)
+
+            xa, bb, bcounts = _attack_batch(module, xt[lo:hi], yt[lo:hi], cfg, seed, dev, on_stage)
+            sec = time.perf_counter() - t0
+            x_adv[lo:hi] = xa
+            if path is not None:
+                _save_batch(path, b, xa, bb, bcounts, sec)
+            _log.info("batch %d/%d attacked in %.1f s: %s", b + 1, n_batches, sec, bcounts)
+        broken_by[lo:hi] = bb
+        seconds.append(sec)
+        for k, v in bcounts.items():
+            counts[k] = counts.get(k, 0) + int(v)
+        bar.set_postfix(broken=sum(1 for s in broken_by[:hi] if s))
+    bar.close()
+    out = x_adv.detach().cpu() if isinstance(x, np.ndarray) else x_adv.detach()
+    if isinstance(x, np.ndarray):
+        out = out.numpy()
+    if not return_details:
+        return out
+    return out, {
+        "config": cfg,
+        "broken_by": broken_by,
+        "counts": counts,
+        "batch_seconds": seconds,
+        "n_batches_loaded": n_loaded,
+    }

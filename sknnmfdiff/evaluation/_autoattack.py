@@ -1,0 +1,237 @@
+"""Every call into AutoAttack (``pyautoattack``): its log, its self-checks, and one
+attacked batch under either protocol."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import torch
+import torch.nn.functional as F
+
+from ._common import _check_inputs, _guard_global_state, _module_device, _reseed, _seed_int
+from ._wrappers import MeanProbabilityLogits, _GradientSafe
+
+_log = logging.getLogger(__name__)
+
+
+class _ForwardHandler(logging.Handler):
+    """Collects AutoAttack's log records and forwards them to our logger."""
+
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.messages = []
+
+    def emit(self, record):
+        msg = record.getMessage()
+        self.messages.append((record.levelname, msg))
+        _log.log(record.levelno, "AutoAttack: %s", msg)
+
+
+@contextlib.contextmanager
+def _autoattack_logging():
+    """Route the ``auto-attack`` logger into ours for the duration of a call."""
+    aa_logger = logging.getLogger("auto-attack")
+    handler = _ForwardHandler()
+    old = (aa_logger.propagate, aa_logger.level)
+    aa_logger.addHandler(handler)
+    aa_logger.propagate = False
+    aa_logger.setLevel(logging.DEBUG)
+    try:
+        yield handler.messages
+    finally:
+        aa_logger.removeHandler(handler)
+        aa_logger.propagate, level = old
+        aa_logger.setLevel(level)
+
+
+class _Collector:
+    """Stand-in logger for ``pyautoattack.checks``: keeps its warnings."""
+
+    def __init__(self):
+        self.messages = []
+
+    def warning(self, msg, *args):
+        self.messages.append(str(msg) % args if args else str(msg))
+
+    info = debug = warning
+
+
+def autoattack_flags(module, x, y, *, batch_size=250, attacks=("apgd-ce", "square"), device=None):
+    """Run AutoAttack's own model checks once and capture their verdicts.
+
+    Calls ``pyautoattack.checks.check_randomized``, ``check_range_output``,
+    ``check_dynamic`` and ``check_n_classes`` on the first batch, with their global
+    call counters reset first and the caller's RNG states and trace function
+    restored afterwards.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Classifier returning logits of shape ``(N, n_classes)``.
+    x : array-like of shape (N, C, H, W), float32 in [0, 1]
+        Inputs; only the first ``batch_size`` are used.
+    y : array-like of shape (N,), int class indices
+        True class indices of ``x``.
+    batch_size : int, default=250
+        Samples handed to the checks.
+    attacks : sequence of str, default=("apgd-ce", "square")
+        Attack names passed to ``check_n_classes``.
+    device : str or torch.device, optional
+        Defaults to the device of the module's parameters.
+
+    Returns
+    -------
+    flags : dict
+        ``randomized``, ``probability_output``, ``dynamic`` (bools),
+        ``n_classes_ok`` (bool), ``n_classes_detected`` (int) and ``messages``
+        (list of str, AutoAttack's warnings).
+
+    Raises
+    ------
+    ValueError, TypeError
+        If ``x`` or ``y`` is malformed (see :func:`run_attack`).
+
+    References
+    ----------
+    F. Croce and M. Hein, "Reliable evaluation of adversarial robustness with an
+    ensemble of diverse parameter-free attacks", ICML 2020.
+    """
+    from pyautoattack import checks
+
+    dev = _module_device(module, device)
+    xt, yt = _check_inputs(x, y, device=dev)
+    xb, yb = xt[:batch_size], yt[:batch_size]
+    cols = {k: _Collector() for k in ("randomized", "range", "dynamic", "n_classes")}
+    with _guard_global_state(dev):
+        for k in checks.funcs:
+            checks.funcs[k] = 0
+        checks.check_randomized(module, xb, yb, bs=batch_size, logger=cols["randomized"])
+        n_cls = checks.check_range_output(module, xb, logger=cols["range"])
+        checks.check_dynamic(module, xb, False, logger=cols["dynamic"])
+        n_target = min(9, max(1, n_cls - 1))
+        checks.check_n_classes(n_cls, list(attacks), n_target, n_target, logger=cols["n_classes"])
+        for k in checks.funcs:
+            checks.funcs[k] = 0
+    messages = [m for c in cols.values() for m in c.messages]
+    for m in messages:
+        _log.info("AutoAttack check: %s", m)
+    return {
+        "randomized": bool(cols["randomized"].messages),
+        "probability_output": bool(cols["range"].messages),
+        "dynamic": bool(cols["dynamic"].messages),
+        "n_classes_ok": not cols["n_classes"].messages,
+        "n_classes_detected": int(n_cls),
+        "messages": messages,
+    }
+
+
+def _make_adversary(module, cfg, seed, device):
+    """An AutoAttack object holding attack objects configured as ``cfg`` says."""
+    from pyautoattack import AutoAttack
+
+    paper = cfg["protocol"] == "paper"
+    target = _GradientSafe(module if paper else MeanProbabilityLogits(module, cfg["eot_batch"]))
+    adversary = AutoAttack(
+        target,
+        norm=cfg["norm"],
+        eps=cfg["eps"],
+        version="custom",
+        attacks=list(cfg["attacks"]),
+        device=device,
+        seed=seed,
+    )
+    adversary.verbose = False
+    adversary.apgd.n_iter = cfg["apgd_n_iter"]
+    adversary.apgd.n_iter_orig = cfg["apgd_n_iter"]
+    adversary.apgd.n_iter_2 = max(int(0.22 * cfg["apgd_n_iter"]), 1)
+    adversary.apgd.n_iter_min = max(int(0.06 * cfg["apgd_n_iter"]), 1)
+    adversary.apgd.size_decr = max(int(0.03 * cfg["apgd_n_iter"]), 1)
+    adversary.apgd.n_restarts = cfg["apgd_n_restarts"]
+    adversary.apgd.eot_iter = cfg["eot_iter"]
+    adversary.apgd.seed = seed
+    at = adversary.apgd_targeted
+    at.n_iter = at.n_iter_orig = cfg["apgd_n_iter"]
+    at.n_iter_2 = adversary.apgd.n_iter_2
+    at.n_iter_min = adversary.apgd.n_iter_min
+    at.size_decr = adversary.apgd.size_decr
+    at.n_restarts = 1
+    at.eot_iter = cfg["eot_iter"]
+    at.n_target_classes = max(1, cfg["apgd_targeted_n_target_classes"])
+    at.seed = seed
+    sq = adversary.square
+    sq.n_queries = cfg["square_queries"]
+    sq.n_restarts = cfg["square_restarts"]
+    sq.p_init = cfg["square_p_init"]
+    sq.seed = seed
+    if not paper:
+        sq.predict = MeanProbabilityLogits(module, cfg["square_n_eot"])
+    return adversary
+
+
+def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None):
+    """Attack one batch; returns (x_adv, broken_by list, stage counts).
+
+    ``on_stage(attack, restart, n_left)`` is called before every stage (progress).
+    """
+    paper = cfg["protocol"] == "paper"
+    judge = module if paper else MeanProbabilityLogits(module, cfg["n_eot"])
+    n = xb.shape[0]
+    broken_by = [""] * n
+    counts = {}
+    with _guard_global_state(device), _autoattack_logging():
+        torch.manual_seed(seed)
+        _reseed(module, seed)
+        adversary = _make_adversary(module, cfg, seed, device)
+        x_adv = xb.clone()
+        with torch.no_grad():
+            logits = judge(xb)
+            robust = logits.argmax(1) == yb
+            best_loss = F.cross_entropy(logits.float(), yb, reduction="none")
+        for i in torch.nonzero(~robust).flatten().tolist():
+            broken_by[i] = "clean"
+        counts["clean"] = int((~robust).sum())
+        for attack in cfg["attacks"]:
+            counts[attack] = 0
+            if cfg["eps"] == 0 and attack != cfg["attacks"][0]:
+                continue  # nothing can move at eps = 0; the first attack still runs the code path
+            restarts = cfg["apgd_n_restarts"] if (not paper and attack in ("apgd-ce", "apgd-dlr")) else 1
+            for r in range(restarts):
+                idx = torch.nonzero(robust).flatten()
+                if idx.numel() == 0:
+                    break
+                xs, ys = xb[idx].clone(), yb[idx].clone()
+                if on_stage is not None:
+                    on_stage(attack, r, int(idx.numel()))
+                if attack in ("apgd-ce", "apgd-dlr"):
+                    adversary.apgd.loss = "ce" if attack == "apgd-ce" else "dlr"
+                    adversary.apgd.seed = seed
+                    if paper:
+                        adv = adversary.apgd.perturb(xs, ys)
+                    else:
+                        # one restart at a time, keeping each sample's highest-loss point
+                        adversary.apgd.n_restarts = 1
+                        torch.manual_seed(_seed_int(seed, r, cfg["attacks"].index(attack)))
+                        adv = adversary.apgd.perturb(xs, ys, best_loss=True)
+                elif attack == "apgd-t":
+                    adv = adversary.apgd_targeted.perturb(xs, ys)
+                elif attack == "square":
+                    adv = adversary.square.perturb(xs, ys)
+                else:  # pragma: no cover - config is built internally
+                    raise ValueError(f"unknown attack {attack!r}")
+                adv = adv.detach().to(xb.dtype)
+                with torch.no_grad():
+                    out = judge(adv)
+                    fooled = out.argmax(1) != ys
+                    loss = F.cross_entropy(out.float(), ys, reduction="none")
+                hit = idx[fooled]
+                x_adv[hit] = adv[fooled]
+                robust[hit] = False
+                for i in hit.tolist():
+                    broken_by[i] = attack
+                counts[attack] += int(fooled.sum())
+                if not paper:
+                    better = (~fooled) & (loss > best_loss[idx])
+                    x_adv[idx[better]] = adv[better]
+                    best_loss[idx[better]] = loss[better]
+    return x_adv, broken_by, counts

@@ -1,0 +1,180 @@
+"""Attack configuration: the two protocols' defaults and their resolution for one model."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from ._common import NORMS, PROTOCOLS, SPACES, _infer_n_classes, _infer_randomized
+
+_log = logging.getLogger(__name__)
+
+
+#: AutoAttack's defaults for ``version='custom'`` with ``attacks=['apgd-ce', 'square']``.
+PAPER_DEFAULTS = {
+    "n_iter": 100,
+    "n_restarts": 5,
+    "n_eot": 1,
+    "square_queries": 5000,
+    "square_restarts": 1,
+    "square_p_init": 0.8,
+    "square_n_eot": 1,
+}
+#: Our adaptive defaults (``n_eot``/``square_n_eot`` apply to randomized models only).
+ADAPTIVE_DEFAULTS = {
+    "n_iter": 200,
+    "n_restarts": 8,
+    "n_eot": 20,
+    "square_queries": 5000,
+    "square_restarts": 1,
+    "square_p_init": 0.8,
+    "square_n_eot": 8,
+}
+
+
+def resolve_attack_config(
+    module,
+    x,
+    *,
+    eps=0.10,
+    norm="Linf",
+    protocol="paper",
+    n_eot=None,
+    n_restarts=None,
+    n_iter=None,
+    square_queries=None,
+    square_n_eot=None,
+    eot_batch=None,
+    batch_size=250,
+    random_state=0,
+    space=None,
+):
+    """Resolve the full attack configuration (the threat model) for a module.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Classifier (see the module docstring for the attributes used).
+    x : torch.Tensor of shape (N, C, H, W), float32 in [0, 1]
+        Inputs; only used to infer ``n_classes``/``randomized`` when the module
+        lacks those attributes.
+    eps : float, default=0.10
+        Perturbation budget (>= 0) in input units (pixel units for pixel space).
+    norm : {"Linf", "L2"}, default="Linf"
+        Norm of the perturbation ball.
+    protocol : {"paper", "adaptive"}, default="paper"
+        Attack protocol (see the module docstring).
+    n_eot : int or None
+        Noise draws averaged per APGD gradient (adaptive, randomized models);
+        ignored (1) for the paper protocol and deterministic models.
+    n_restarts, n_iter : int or None
+        APGD restarts and iterations; ``None`` takes the protocol's default.
+    square_queries : int or None
+        Square attack queries per restart.
+    square_n_eot : int or None
+        Draws averaged by each Square query (adaptive, randomized models).
+    eot_batch : int or None
+        Draws per wrapper forward; APGD's ``eot_iter = ceil(n_eot / eot_batch)``.
+        Lower it to save memory. ``None`` means all draws in one forward.
+    batch_size : int, default=250
+        Samples attacked together (>= 1); recorded in the config.
+    random_state : int, default=0
+        Seed recorded in the config; each batch's seed derives from it.
+    space : {"pixel", "feature"} or None
+        Threat-model label; taken from ``module.space`` when ``None``.
+
+    Returns
+    -------
+    config : dict
+        JSON-serialisable threat model and attack settings.
+
+    Raises
+    ------
+    ValueError
+        For an unknown protocol/norm/space or out-of-range numbers.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}.")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if random_state is None:
+        raise ValueError("random_state must be an int, got None.")
+    space = space if space is not None else getattr(module, "space", "pixel")
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}.")
+    n_classes = _infer_n_classes(module, x)
+    if n_classes < 2:
+        raise ValueError(f"the module must output at least 2 classes, got {n_classes}.")
+    randomized, randomized_source = _infer_randomized(module, x)
+    defaults = PAPER_DEFAULTS if protocol == "paper" else ADAPTIVE_DEFAULTS
+
+    def pick(value, key):
+        v = defaults[key] if value is None else value
+        if int(v) < 1:
+            raise ValueError(f"{key} must be >= 1, got {v}.")
+        return int(v)
+
+    n_iter = pick(n_iter, "n_iter")
+    n_restarts = pick(n_restarts, "n_restarts")
+    square_queries = pick(square_queries, "square_queries")
+    if protocol == "adaptive" and randomized:
+        n_eot = pick(n_eot, "n_eot")
+        square_n_eot = pick(square_n_eot, "square_n_eot")
+    else:
+        n_eot, square_n_eot = 1, 1
+    eot_batch = n_eot if eot_batch is None else max(1, min(int(eot_batch), n_eot))
+    eot_iter = math.ceil(n_eot / eot_batch)
+    attacks = ["apgd-ce"]
+    if protocol == "adaptive" and n_classes >= 3:
+        attacks.append("apgd-dlr")
+    if protocol == "adaptive" and n_classes >= 4:
+        attacks.append("apgd-t")
+    h, w = (int(x.shape[2]), int(x.shape[3])) if x.ndim == 4 else (0, 0)
+    square_note = ""
+    if norm == "L2" and min(h, w) < 5:
+        # pyautoattack's L2 Square initialises with squares of side H // 5
+        square_note = f"Square skipped: its L2 version needs H, W >= 5, input is {h} x {w}"
+        _log.warning(square_note)
+    else:
+        attacks.append("square")
+    import pyautoattack
+
+    return {
+        "space": space,
+        "norm": norm,
+        "eps": float(eps),
+        "box": [0.0, 1.0],
+        "protocol": protocol,
+        "attacks": attacks,
+        "n_classes": n_classes,
+        "input_shape": [int(s) for s in x.shape[1:]],
+        "randomized": randomized,
+        "randomized_source": randomized_source,
+        "apgd_n_iter": n_iter,
+        "apgd_n_restarts": n_restarts,
+        "apgd_loss": "ce on logits" if protocol == "paper" else "ce on log mean probability",
+        "apgd_keeps": "first misclassified point" if protocol == "paper" else "highest-loss point",
+        "apgd_targeted_n_target_classes": min(9, n_classes - 1) if "apgd-t" in attacks else 0,
+        "n_eot": n_eot,
+        "eot_batch": eot_batch,
+        "eot_iter": eot_iter,
+        "eot_draws_per_gradient": eot_batch * eot_iter,
+        "square_queries": square_queries,
+        "square_restarts": PAPER_DEFAULTS["square_restarts"],
+        "square_p_init": PAPER_DEFAULTS["square_p_init"],
+        "square_n_eot": square_n_eot,
+        "square_note": square_note,
+        "success_rule": (
+            "single forward pass misclassifies"
+            if protocol == "paper"
+            else f"mean probability over {n_eot} fresh draws misclassifies"
+        ),
+        "batch_size": int(batch_size),
+        "random_state": int(random_state),
+        "batch_seeds": "SeedSequence([random_state, batch_index]); module.manual_seed per batch",
+        "library": f"pyautoattack {pyautoattack.__version__}",
+    }

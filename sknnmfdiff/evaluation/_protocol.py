@@ -1,0 +1,271 @@
+"""The entry point: :func:`evaluate_robustness` runs the whole protocol on one model."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._attack import run_attack
+from ._attack_checks import check_transfer
+from ._autoattack import autoattack_flags
+from ._check_result import _safe_check
+from ._common import SPACES, _check_inputs, _module_device, _to_tensor
+from ._report import RobustnessReport
+from ._sanity import run_sanity_checks
+from ._scoring import score
+
+_log = logging.getLogger(__name__)
+
+
+def _prepare_inputs(module, X, space, image_shape, device):
+    """Turn X into the module's 4-D input for the chosen space."""
+    xt = _to_tensor(X, "X").to(torch.float32)
+    if xt.ndim == 2:
+        if space == "pixel" or hasattr(module, "features"):
+            if image_shape is None:
+                side = int(round(math.sqrt(xt.shape[1])))
+                if side * side != xt.shape[1]:
+                    raise ValueError(f"X has {xt.shape[1]} columns, not a square image; pass image_shape=(H, W).")
+                image_shape = (side, side)
+            xt = xt.reshape(xt.shape[0], 1, *image_shape)
+        else:
+            xt = xt.reshape(xt.shape[0], 1, 1, xt.shape[1])
+    elif xt.ndim == 3:
+        xt = xt.unsqueeze(1)
+    if xt.ndim != 4:
+        raise ValueError(f"X must be 2-D (N, H*W), 3-D (N, H, W) or 4-D, got shape {tuple(X.shape)}.")
+    if space == "feature" and hasattr(module, "features") and xt.shape[2] != 1:
+        with torch.no_grad():
+            xt = module.features(xt.to(_module_device(module, device))).detach().to(torch.float32)
+        if xt.ndim == 2:
+            xt = xt.reshape(xt.shape[0], 1, 1, xt.shape[1])
+    return xt
+
+
+_ATTACK_SETTINGS = {"n_eot", "n_restarts", "n_iter", "square_queries", "square_n_eot", "eot_batch"}
+
+
+def _check_options(space, attack_kwargs):
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}.")
+    unknown = set(attack_kwargs) - _ATTACK_SETTINGS
+    if unknown:
+        raise TypeError(f"unknown attack settings {sorted(unknown)}; allowed: {sorted(_ATTACK_SETTINGS)}.")
+
+
+@contextlib.contextmanager
+def _timed(timings, name):
+    """Store the wall time of the block in ``timings[name]`` (seconds)."""
+    t0 = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - t0
+
+
+def _as_module(model, y, space, device):
+    """The model as a torch module and ``y`` as its class indices.
+
+    A fitted pipeline is compiled with :func:`~sknnmfdiff.torch_adapter.to_torch_module`
+    and its ``classes_`` map ``y``; a module is used as is.
+    """
+    y = np.asarray(y)
+    if isinstance(model, nn.Module):
+        module = model
+    else:
+        from sknnmfdiff.torch_adapter import to_torch_module
+
+        module = to_torch_module(model, device=device, space=space)
+        classes = getattr(model, "classes_", None)
+        if classes is not None:
+            classes = np.asarray(classes)
+            missing = np.setdiff1d(np.unique(y), classes)
+            if missing.size:
+                raise ValueError(f"y holds labels {missing.tolist()} not in the pipeline's classes_ {classes.tolist()}.")
+            y = np.searchsorted(classes, y) if np.all(classes[:-1] <= classes[1:]) else \
+                np.array([int(np.flatnonzero(classes == v)[0]) for v in y])
+    mod_space = getattr(module, "space", space)
+    if mod_space != space:
+        raise ValueError(f"space={space!r} but the module attacks {mod_space!r} inputs; "
+                         f"compile it with to_torch_module(..., space={space!r}).")
+    return module, y
+
+
+def _sanity_checks(module, xt, yt, x_adv, *, cfg, clean_s, rob_s, details, eps, norm, eps_grid,
+                   grid_attack_kwargs, n_draws, n_fd_samples, plateau, batch_size, random_state,
+                   device):
+    """AutoAttack's flags, the checklist's checks and, for a randomized model with a bare
+    classifier, white-box against transfer; returns ``(flags, checks, eps_grid)``."""
+    try:
+        flags = autoattack_flags(module, xt, yt, batch_size=batch_size, attacks=cfg["attacks"],
+                                 device=device)
+    except Exception as exc:  # noqa: BLE001
+        _log.warning("AutoAttack flag checks raised %s", exc)
+        flags = None
+    check_list, grid = run_sanity_checks(
+        module, xt, yt, x_adv, cfg=cfg, clean_scores=clean_s, robust_scores=rob_s, flags=flags,
+        eps_grid=eps_grid, grid_attack_kwargs=grid_attack_kwargs, n_draws=n_draws,
+        n_fd_samples=n_fd_samples, attack_counts=details["counts"], plateau=plateau,
+        batch_size=batch_size,
+        random_state=random_state, device=device)
+    bare_fn = getattr(module, "without_purifier", None)
+    if cfg.get("randomized") and bare_fn is not None:
+        check_list.append(_safe_check(
+            "whitebox_at_least_as_strong_as_transfer", check_transfer, module, bare_fn(),
+            xt, yt, robust_accuracy=rob_s["rules"]["mean_probability"]["accuracy"], eps=eps,
+            norm=norm, n_draws=n_draws, batch_size=batch_size, random_state=random_state,
+            device=device))
+    return flags, check_list, grid
+
+
+def evaluate_robustness(
+    model,
+    X,
+    y,
+    *,
+    eps=0.10,
+    norm="Linf",
+    protocol="paper",
+    space="pixel",
+    image_shape=None,
+    n_draws=None,
+    eps_grid=(0.0, 0.5),
+    grid_attack_kwargs=None,
+    checks=True,
+    plateau=False,
+    n_fd_samples=3,
+    batch_size=250,
+    random_state=0,
+    device=None,
+    checkpoint_dir=None,
+    progress=True,
+    **attack_kwargs,
+):
+    """Attack, score and sanity-check a classifier; return a :class:`RobustnessReport`.
+
+    Parameters
+    ----------
+    model : sklearn Pipeline or torch.nn.Module
+        A fitted sknnmfdiff pipeline is compiled with
+        ``sknnmfdiff.torch_adapter.to_torch_module(model, device=device,
+        space=space)``; its ``classes_`` map ``y`` to indices. A module is used
+        as is (``y`` must then be class indices).
+    X : array-like
+        Pixel space: ``(N, H*W)`` rows (square images unless ``image_shape``), or
+        ``(N, 1, H, W)``, in [0, 1]. Feature space: pixels when the module has
+        ``features(x_pixels) -> (N, 1, 1, k)`` (the torch adapter provides it),
+        otherwise the features themselves, ``(N, k)`` or ``(N, 1, 1, k)`` in [0, 1].
+    y : array-like of shape (N,)
+        Labels: values of the pipeline's ``classes_``, or class indices for a
+        module.
+    eps : float, default=0.10
+        Budget in input units (pixel units in pixel space).
+    norm : {"Linf", "L2"}, default="Linf"
+        Norm of the perturbation ball.
+    protocol : {"paper", "adaptive"}, default="paper"
+        Attack protocol (see the module docstring).
+    space : {"pixel", "feature"}, default="pixel"
+        Threat model: perturb pixels, or the selected features fed to the
+        purifier.
+    image_shape : tuple of int, optional
+        ``(H, W)`` for 2-D pixel rows.
+    n_draws : int, optional
+        Scoring draws; default 1 (deterministic) or 100 (randomized).
+    eps_grid : sequence of float, default=(0.0, 0.5)
+        Extra budgets attacked for checks 2 and 3 (the main eps is reused). Empty
+        to skip (the checks are then reported as skipped).
+    grid_attack_kwargs : dict, optional
+        Attack settings overriding the main ones for the grid (e.g. fewer
+        restarts to save time).
+    checks : bool, default=True
+        Run the sanity checks.
+    plateau : bool, default=False
+        Also run the attack-strength plateau check (checklist item 6), which
+        reruns the attack with twice the iterations, restarts, queries and EOT
+        draws.
+    n_fd_samples : int, default=3
+        Inputs used for the finite-difference gradient check.
+    batch_size, random_state, device, checkpoint_dir, progress
+        See :func:`run_attack`.
+    **attack_kwargs
+        ``n_eot``, ``n_restarts``, ``n_iter``, ``square_queries``,
+        ``square_n_eot``, ``eot_batch`` (see :func:`run_attack`).
+
+    Returns
+    -------
+    report : RobustnessReport
+        Threat model, clean and robust metrics per scoring rule, sanity
+        checks, timings and per-sample outcomes.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Malformed inputs, labels not in ``classes_`` or unknown options.
+    """
+    _check_options(space, attack_kwargs)
+    t_start = time.perf_counter()
+    timings = {}
+
+    # 1. The model as one torch module; inputs and labels in its terms.
+    module, y = _as_module(model, y, space, device)
+    module.eval()
+    dev = _module_device(module, device)
+    x = _prepare_inputs(module, X, space, image_shape, dev)
+    xt, yt = _check_inputs(x, y, device=dev)
+
+    # 2. The attack, batch by batch (checkpointed).
+    with _timed(timings, "attack"):
+        x_adv, details = run_attack(module, xt, yt, eps=eps, norm=norm, protocol=protocol,
+                                    batch_size=batch_size, random_state=random_state, device=dev,
+                                    checkpoint_dir=checkpoint_dir, progress=progress,
+                                    return_details=True, **attack_kwargs)
+    cfg = dict(details["config"], space=space)
+    if n_draws is None:
+        n_draws = 100 if cfg["randomized"] else 1
+    cfg["scoring_draws"] = int(n_draws)
+
+    # 3. Clean and adversarial inputs scored under the same draws.
+    with _timed(timings, "clean_scoring"):
+        clean_s = score(module, xt, yt, n_draws=n_draws, batch_size=batch_size,
+                        random_state=random_state, device=dev)
+    with _timed(timings, "robust_scoring"):
+        rob_s = score(module, x_adv, yt, n_draws=n_draws, batch_size=batch_size,
+                      random_state=random_state, device=dev)
+
+    # 4. The sanity checks of the evaluation checklist.
+    flags, check_list, grid = {}, [], []
+    if checks:
+        with _timed(timings, "checks"):
+            flags, check_list, grid = _sanity_checks(
+                module, xt, yt, x_adv, cfg=cfg, clean_s=clean_s, rob_s=rob_s, details=details,
+                eps=eps, norm=norm, eps_grid=eps_grid, grid_attack_kwargs=grid_attack_kwargs,
+                n_draws=n_draws, n_fd_samples=n_fd_samples, plateau=plateau,
+                batch_size=batch_size, random_state=random_state, device=dev)
+    timings["total"] = time.perf_counter() - t_start
+    timings["attack_batches"] = details["batch_seconds"]
+
+    # 5. The report, normalised through its strict-JSON form.
+    report = RobustnessReport(
+        threat_model=cfg,
+        clean=clean_s["rules"],
+        robust=rob_s["rules"],
+        checks=[dataclasses.asdict(c) for c in check_list],
+        timings=timings,
+        per_sample={
+            "y": yt.cpu().numpy(),
+            "clean_correct": clean_s["correct"],
+            "robust_correct": rob_s["correct"],
+            "broken_by": details["broken_by"],
+        },
+        autoattack_flags=flags or {},
+        eps_grid=grid,
+        attack_counts=details["counts"],
+    )
+    report = RobustnessReport.from_dict(report.to_dict())
+    _log.info("%s", report.summary())
+    return report

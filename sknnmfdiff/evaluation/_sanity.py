@@ -1,0 +1,231 @@
+"""The sanity checks of the evaluation checklist run together on one evaluation, and
+the baseline checks across two."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ._attack import run_attack
+from ._attack_checks import (
+    check_attack_plateau,
+    check_eps_grid,
+    check_perturbation,
+    check_random_noise,
+    check_square_vs_whitebox,
+)
+from ._check_result import CheckResult, _safe_check
+from ._common import _to_tensor
+from ._model_checks import check_batch_invariance, check_flags, check_gradients
+from ._scoring import score
+
+_log = logging.getLogger(__name__)
+
+
+def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, flags=None,
+                      eps_grid=(), grid_attack_kwargs=None, n_draws=1, n_fd_samples=3,
+                      attack_counts=None, plateau=False, batch_size=250, random_state=0,
+                      device=None):
+    """Run the checklist's checks; every failure or error is a record, never an exception.
+
+    The checks, in the order returned (item numbers of the project's evaluation
+    checklist): ``perturbation_bounds`` (1, :func:`check_perturbation`),
+    ``eps_zero_equals_clean``, ``robust_accuracy_non_increasing_in_eps`` and
+    ``large_eps_drives_accuracy_to_zero`` (2 and 3, :func:`check_eps_grid`),
+    ``gradient_nonzero`` and ``gradient_finite_differences`` (7,
+    :func:`check_gradients`), ``random_noise_weaker_than_attack`` (9,
+    :func:`check_random_noise`), ``attack_strength_plateau`` (6,
+    :func:`check_attack_plateau`), ``whitebox_at_least_as_strong_as_square``
+    (8, :func:`check_square_vs_whitebox`; only when ``attack_counts`` is given),
+    ``autoattack_flags`` (10, :func:`check_flags`) and ``batch_size_invariance``
+    (11, :func:`check_batch_invariance`). Item 4 needs two reports
+    (:func:`baseline_checks`); item 5 is a test of the evaluator itself. All
+    figures use the mean-probability scoring rule.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The attacked classifier, in eval mode, returning logits of shape
+        ``(N, n_classes)`` for float32 input in [0, 1].
+    x : ndarray or Tensor of shape (N, C, H, W), float in [0, 1]
+        Clean inputs.
+    y : ndarray or Tensor of shape (N,), int
+        True class indices ``0 .. n_classes - 1``.
+    x_adv : ndarray or Tensor of shape (N, C, H, W), float32 in [0, 1]
+        Adversarial inputs of the main attack (:func:`run_attack`).
+    cfg : dict
+        Config from :func:`resolve_attack_config` (the main attack); its
+        ``eps`` (input units) and ``norm`` set the threat model of every check.
+    clean_scores : dict
+        :func:`score` output on ``x``.
+    robust_scores : dict
+        :func:`score` output on ``x_adv``.
+    flags : dict, optional
+        From :func:`autoattack_flags`; ``None`` reports ``autoattack_flags`` as
+        skipped.
+    eps_grid : sequence of float, default=()
+        Extra budgets in input units attacked for items 2 and 3; the main
+        ``eps`` is always added and reuses the main result. Empty reports the
+        three grid checks as skipped. An attack that raises at one eps marks
+        the monotonicity check as an error.
+    grid_attack_kwargs : dict, optional
+        Attack settings (``n_eot``, ``n_restarts``, ``n_iter``,
+        ``square_queries``, ``square_n_eot``, ``eot_batch``) overriding the main
+        attack's for the grid, e.g. fewer restarts to save time.
+    n_draws : int, default=1
+        Forward passes averaged when scoring grid, noise and plateau inputs.
+    n_fd_samples : int, default=3
+        Samples checked against finite differences (:func:`check_gradients`).
+    attack_counts : dict, optional
+        Samples broken per attack stage (from :func:`run_attack` details) for
+        the Square-versus-white-box check; ``None`` leaves that check out.
+    plateau : bool, default=False
+        Also rerun the attack twice as strong (:func:`check_attack_plateau`;
+        costs about four main attacks); otherwise reported as skipped.
+    batch_size : int, default=250
+        Samples per attack batch and per forward pass.
+    random_state : int, default=0
+        Seed of the grid attacks (passed to :func:`run_attack` as is, as
+        :func:`evaluate_robustness` does for the main attack), of the scoring
+        draws and of every check's random draws.
+    device : str or torch.device, optional
+        Defaults to the device of the module's parameters.
+
+    Returns
+    -------
+    checks : list of CheckResult
+        One record per check, in the order above.
+    grid : list of dict
+        Per eps (ascending): ``"eps"``, ``"accuracy"`` and ``"accuracy_ci"``
+        (mean-probability rule), ``"identical_inputs"`` (whether the attack
+        left the inputs unchanged; ``None`` for the main eps) or ``"error"``.
+        Empty when ``eps_grid`` is empty.
+
+    Raises
+    ------
+    KeyError
+        If ``cfg``, ``clean_scores`` or ``robust_scores`` lack an entry this
+        function reads itself (e.g. ``cfg["eps"]``, ``cfg["randomized"]``, the
+        ``"mean_probability"`` rule); only the checks are guarded.
+    """
+    checks = []
+    eps, norm = cfg["eps"], cfg["norm"]
+    checks.append(_safe_check("perturbation_bounds", check_perturbation, x, x_adv, eps, norm))
+    clean_m = clean_scores["rules"]["mean_probability"]
+    rob_m = robust_scores["rules"]["mean_probability"]
+    grid = []
+    if eps_grid:
+        attack_kwargs = {
+            "n_eot": cfg["n_eot"], "n_restarts": cfg["apgd_n_restarts"], "n_iter": cfg["apgd_n_iter"],
+            "square_queries": cfg["square_queries"], "square_n_eot": cfg["square_n_eot"],
+            "eot_batch": cfg["eot_batch"],
+        }
+        attack_kwargs.update(grid_attack_kwargs or {})
+        for e in sorted(set(float(v) for v in eps_grid) | {eps}):
+            try:
+                if e == eps:
+                    acc, ci, same = rob_m["accuracy"], rob_m["accuracy_ci"], None
+                else:
+                    xa = run_attack(module, x, y, eps=e, norm=norm, protocol=cfg["protocol"],
+                                    batch_size=batch_size, random_state=random_state, device=device,
+                                    progress=False, **attack_kwargs)
+                    s = score(module, xa, y, n_draws=n_draws, batch_size=batch_size,
+                              random_state=random_state, device=device)
+                    acc = s["rules"]["mean_probability"]["accuracy"]
+                    ci = s["rules"]["mean_probability"]["accuracy_ci"]
+                    same = bool(np.array_equal(np.asarray(_to_tensor(xa, "x").cpu()),
+                                               np.asarray(_to_tensor(x, "x").float().cpu())))
+                grid.append({"eps": e, "accuracy": acc, "accuracy_ci": ci, "identical_inputs": same})
+            except Exception as exc:  # noqa: BLE001
+                _log.warning("eps-grid attack at eps=%s failed: %s", e, exc)
+                grid.append({"eps": e, "accuracy": float("nan"), "accuracy_ci": [float("nan")] * 2,
+                             "error": f"{type(exc).__name__}: {exc}"})
+        ok_grid = [r for r in grid if "error" not in r]
+        errors = [r for r in grid if "error" in r]
+        c0, c1, c2 = check_eps_grid(ok_grid, clean=clean_m["accuracy"], clean_ci=clean_m["accuracy_ci"],
+                                    randomized=cfg["randomized"], n=clean_m["n"])
+        if errors:
+            c1.passed, c1.status = False, "error"
+            c1.details["errors"] = errors
+        checks.extend([c0, c1, c2])
+    else:
+        for name in ("eps_zero_equals_clean", "robust_accuracy_non_increasing_in_eps",
+                     "large_eps_drives_accuracy_to_zero"):
+            checks.append(CheckResult(name, None, None, {"reason": "eps_grid empty"}))
+
+    def _grads():
+        return check_gradients(module, x, y, n_fd_samples=n_fd_samples, batch_size=batch_size,
+                               random_state=random_state, device=device)
+
+    try:
+        checks.extend(_grads())
+    except Exception as exc:  # noqa: BLE001
+        for name in ("gradient_nonzero", "gradient_finite_differences"):
+            checks.append(CheckResult(name, False, None, {"error": f"{type(exc).__name__}: {exc}"}, "error"))
+    checks.append(_safe_check(
+        "random_noise_weaker_than_attack", check_random_noise, module, x, y, eps=eps, norm=norm,
+        clean_accuracy=clean_m["accuracy"], robust_accuracy=rob_m["accuracy"], n_draws=n_draws,
+        batch_size=batch_size, random_state=random_state, device=device))
+    if plateau:
+        checks.append(_safe_check(
+            "attack_strength_plateau", check_attack_plateau, module, x, y, cfg=cfg,
+            robust_accuracy=rob_m["accuracy"], n_draws=n_draws, batch_size=batch_size,
+            random_state=random_state, device=device))
+    else:
+        checks.append(CheckResult("attack_strength_plateau", None, None,
+                                  {"reason": "not requested (plateau=False)"}))
+    if attack_counts is not None:
+        checks.append(_safe_check("whitebox_at_least_as_strong_as_square", check_square_vs_whitebox,
+                                  attack_counts, clean_m["n"]))
+    if flags is not None:
+        checks.append(_safe_check("autoattack_flags", check_flags, flags, cfg))
+    else:
+        checks.append(CheckResult("autoattack_flags", None, None, {"reason": "flags not computed"}))
+    checks.append(_safe_check("batch_size_invariance", check_batch_invariance, module, x,
+                              random_state=random_state, device=device))
+    for c in checks:
+        if c.passed is False and c.status != "error":
+            _log.warning("sanity check %s failed (value=%s)", c.name, c.value)
+    return checks, grid
+
+
+def baseline_checks(baseline, defended, *, near_zero=0.05):
+    """Checklist item 4 (and same-threat-model) checks across two reports.
+
+    The undefended baseline must be (nearly) fully broken by the same attack at
+    the same budget; otherwise the attack, not the defence, is the weak part.
+    Both reports must also share the threat model and attack strength, so their
+    figures can stand in one table (see :func:`paper_table`).
+
+    Parameters
+    ----------
+    baseline : RobustnessReport
+        Evaluation of the undefended model.
+    defended : RobustnessReport
+        Evaluation of the defended model.
+    near_zero : float, default=0.05
+        Highest baseline robust accuracy in [0, 1] (under the baseline's
+        ``primary_rule``) that passes.
+
+    Returns
+    -------
+    checks : list of CheckResult
+        ``baseline_near_zero`` (``value``: the baseline's robust accuracy;
+        passes at or below ``near_zero``) and ``same_threat_model`` (``value``:
+        the number of differing keys among ``space``, ``norm``, ``eps``,
+        ``attacks``, ``apgd_n_iter``, ``apgd_n_restarts`` and
+        ``square_queries``; passes at 0).
+
+    Raises
+    ------
+    KeyError
+        If the baseline's robust metrics lack its ``primary_rule`` or an
+        accuracy.
+    """
+    acc = baseline.robust[baseline.primary_rule]["accuracy"]
+    keys = ("space", "norm", "eps", "attacks", "apgd_n_iter", "apgd_n_restarts", "square_queries")
+    diff = {k: [baseline.threat_model.get(k), defended.threat_model.get(k)] for k in keys
+            if baseline.threat_model.get(k) != defended.threat_model.get(k)}
+    return [CheckResult("baseline_near_zero", acc <= near_zero, acc, {"threshold": near_zero}),
+            CheckResult("same_threat_model", not diff, float(len(diff)), {"differences": diff})]
