@@ -93,16 +93,21 @@ class VersionedEstimatorMixin:
 
 
 class _AliasLoader(importlib.abc.Loader):
-    """Makes ``import old`` return the already-importable module ``new``."""
+    """Makes ``import old`` return the module ``new`` itself.
+
+    The new module is put into ``sys.modules`` under the old name at execution time,
+    so the import system hands it out without touching its ``__spec__`` (it stays the
+    new module's, and ``importlib.reload`` of it keeps working).
+    """
 
     def __init__(self, new):
         self.new = new
 
     def create_module(self, spec):
-        return importlib.import_module(self.new)
+        return None  # a placeholder module, replaced in exec_module
 
     def exec_module(self, module):
-        pass  # executed under its own name already
+        sys.modules[module.__spec__.name] = importlib.import_module(self.new)
 
 
 class _MovedModuleFinder(importlib.abc.MetaPathFinder):

@@ -69,3 +69,27 @@ def test_legacy_pickle_compiles_to_torch():
     X = fx["X"].reshape(len(fx["X"]), 1, 24, 24)
     proba = predict_proba_draws(module, X, n_draws=1)[0]
     np.testing.assert_allclose(proba, fx["baseline_proba"], atol=1e-5)
+
+
+@pytest.mark.parametrize("old, new", [
+    ("sknnmfdiff._torch_nnls", "sknnmfdiff.nn._nnls"),
+    ("sknnmfdiff._torch_diffusion", "sknnmfdiff.nn._diffusion"),
+    ("sknnmfdiff._torch_cnn", "sknnmfdiff.nn._cnn"),
+])
+def test_old_module_paths_are_the_new_modules(old, new):
+    """Every moved module is importable at its old path, as the same module object,
+    without the new module's spec being rewritten (so reloading it still works)."""
+    code = (
+        "import importlib, sys\n"
+        f"old = importlib.import_module({old!r}); new = importlib.import_module({new!r})\n"
+        "assert old is new, (old, new)\n"
+        f"assert new.__name__ == {new!r} and new.__spec__.name == {new!r}, new.__spec__\n"
+        "names = [n for n in dir(new) if not n.startswith('__')]\n"
+        "assert all(getattr(old, n) is getattr(new, n) for n in names)\n"
+        "importlib.reload(new)\n"
+        f"assert new.__name__ == {new!r}\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
