@@ -212,7 +212,7 @@ def _cmd_paper(args):
     _check_device(args.device)
     _check_rank(args)
     _check_out(args.out)
-    image_size = args.image_size or (128 if args.data else 64)
+    image_size = args.image_size or (PAPER_PROTOCOL["image_size"] if args.data else 64)
     fast = args.fast or (args.data is None and not args.full_attacks)
     cfg = StudyConfig(
         data=args.data,

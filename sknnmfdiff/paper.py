@@ -2,11 +2,12 @@
 
 "Diffusion-Based Feature Denoising and Using NNMF for Robust Brain Tumor
 Classification" (CVPR 2026, arXiv 2603.13182). The study
-(:mod:`sknnmfdiff.study`), its Markdown report (:mod:`sknnmfdiff.report`) and the
-CLI read these; nothing here imports the rest of the package.
+(:mod:`sknnmfdiff.study`), its Markdown report (:mod:`sknnmfdiff.report`), the CLI,
+the split (:func:`sknnmfdiff.datasets.paper_split`) and the ready-made pipelines
+(:mod:`sknnmfdiff.pipeline`) read these; nothing here imports the rest of the package.
 """
 
-__all__ = ["PAPER_PROTOCOL", "PAPER_TABLE", "PAPER_TIMINGS"]
+__all__ = ["PAPER_PROTOCOL", "PAPER_TABLE"]
 
 #: The paper's Table (arXiv 2603.13182): rows x metrics, as published. Accuracies
 #: are fractions in [0, 1]; "robust" rows are under AutoAttack, L-inf eps = 0.10.
@@ -19,20 +20,17 @@ PAPER_TABLE = {
 
 #: The paper's protocol: images resized to ``image_size`` x ``image_size`` pixels,
 #: ``n_per_class`` images of each of the two classes (about 2,200 in all) split
-#: 70/20/10 into train/validation/test, KL-NMF rank ``n_components`` = 15, purifier
-#: timestep ``t`` = 41 with ``n_eot`` = 8 draws, AutoAttack (APGD-CE + Square) at
-#: L-inf ``eps`` = 0.10 in [0, 1] input units.
+#: ``train_size``/``val_size``/``test_size`` = 70/20/10 %, KL-NMF rank ``n_components``
+#: = 15, purifier timestep ``t`` = 41 averaging ``n_eot`` = 8 draws, AutoAttack
+#: (APGD-CE + Square) at L-inf ``eps`` = 0.10 in [0, 1] input units.
 PAPER_PROTOCOL = {
     "image_size": 128,
     "n_per_class": 1100,
-    "fractions": (0.7, 0.2, 0.1),
+    "train_size": 0.7,
+    "val_size": 0.2,
+    "test_size": 0.1,
     "n_components": 15,
     "t": 41,
     "n_eot": 8,
     "eps": 0.10,
-    "norm": "Linf",
-    "attacks": ("apgd-ce", "square"),
 }
-
-#: The paper's reported wall time of its pipeline, seconds (GPU and CPU).
-PAPER_TIMINGS = {"gpu": 116.6, "cpu": 201.5}

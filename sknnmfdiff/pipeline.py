@@ -7,6 +7,8 @@ purification, and a 1-D CNN. The baseline is the same without the purifier.
 
 from sklearn.pipeline import Pipeline
 
+from .paper import PAPER_PROTOCOL
+
 __all__ = ["make_paper_pipeline", "make_baseline_pipeline"]
 
 
@@ -41,10 +43,10 @@ def _steps(*, n_components, k, random_state, device, purify, t, n_eot, memory):
 
 def make_paper_pipeline(
     *,
-    n_components=15,
+    n_components=PAPER_PROTOCOL["n_components"],
     k=10,
-    t=41,
-    n_eot=8,
+    t=PAPER_PROTOCOL["t"],
+    n_eot=PAPER_PROTOCOL["n_eot"],
     random_state=0,
     device="cpu",
     memory=None,
@@ -119,7 +121,7 @@ def make_paper_pipeline(
 
 
 def make_baseline_pipeline(
-    *, n_components=15, k=10, random_state=0, device="cpu", memory=None, **params
+    *, n_components=PAPER_PROTOCOL["n_components"], k=10, random_state=0, device="cpu", memory=None, **params
 ):
     """The undefended baseline: NMF -> selection -> CNN (no purifier).
 

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, validate_params
 
+from ..paper import PAPER_PROTOCOL
 from ._common import _seed_from
 from ._duplicates import _groups_from_keys
 from ._images import _pixel_hash
@@ -122,10 +123,10 @@ def paper_split(
     y=None,
     *,
     groups=None,
-    n_per_class=1100,
-    train_size=0.7,
-    val_size=0.2,
-    test_size=0.1,
+    n_per_class=PAPER_PROTOCOL["n_per_class"],
+    train_size=PAPER_PROTOCOL["train_size"],
+    val_size=PAPER_PROTOCOL["val_size"],
+    test_size=PAPER_PROTOCOL["test_size"],
     random_state=0,
 ):
     """Draw the paper's balanced sample and split it without duplicate leakage.
