@@ -30,7 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 from ._persistence import VersionedEstimatorMixin
-from .nn._nnls import l2_normalize_rows, nnls
+from .nn import l2_normalize_rows, nnls
 
 __all__ = ["KLNMFTransformer"]
 

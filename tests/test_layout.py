@@ -146,3 +146,19 @@ def test_contributing_map_names_every_module():
     missing = [p.relative_to(PKG).as_posix() for p in MODULES.values()
                if f"`{p.relative_to(PKG).as_posix()}`" not in text]
     assert not missing, f"CONTRIBUTING.md's map does not name: {missing}"
+
+
+def test_contributing_map_layers_match_the_checked_layers():
+    """The layer numbers of CONTRIBUTING.md's map are the ones this file enforces."""
+    rows = [line.split("|")[1:4] for line in (ROOT / "CONTRIBUTING.md").read_text().splitlines()
+            if line.startswith("| ") and "`" in line.split("|")[2]]
+    checked = 0
+    for layer, module, _ in rows:
+        module = module.strip().strip("`")
+        number = layer.strip().split(" ")[0]
+        if not number.isdigit():
+            continue  # the facade
+        part = module.split("/")[0].removesuffix(".py")
+        assert LAYER[part] == int(number), f"{module}: map says layer {number}, LAYERS {LAYER[part]}"
+        checked += 1
+    assert checked == len(MODULES) - 1  # every module but the facade

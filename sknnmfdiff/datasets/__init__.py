@@ -35,6 +35,9 @@ Imports run one way: ``_images`` and ``_common`` import nothing of the package,
 and ``_phantom`` on ``_folders``.
 """
 
+import logging
+
+
 from ._duplicates import find_duplicates
 from ._folders import BINARY_TARGET_NAMES, NEGATIVE_CLASS_NAMES, load_mri_folder
 from ._images import IMAGE_EXTENSIONS, ImageLoadError, load_images
@@ -52,3 +55,7 @@ __all__ = [
     "make_phantom_mri",
     "paper_split",
 ]
+
+#: The parent of the submodules' loggers (``sknnmfdiff.datasets``), importable here as
+#: before the split: a level or handler set on it applies to all of them.
+logger = logging.getLogger(__name__)

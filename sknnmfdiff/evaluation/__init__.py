@@ -45,8 +45,9 @@ Two attack protocols are offered:
 AutoAttack (``pyautoattack``) reseeds torch's global generator, keeps global
 counters in its dynamic-defence check and switches off ``sys.settrace``; every call
 into it here runs inside a guard that restores the caller's torch, numpy and Python
-RNG states and trace function. Its log messages are forwarded to this module's
-logger.
+RNG states and trace function. Its log messages are forwarded to the logger
+``sknnmfdiff.evaluation._autoattack`` (every module here logs under
+``sknnmfdiff.evaluation``, so a level or handler set there applies to all of them).
 
 References
 ----------
@@ -92,7 +93,8 @@ from ._attack_checks import (
 )
 from ._autoattack import autoattack_flags
 from ._check_result import CheckResult
-from ._common import METRIC_NAMES, NORMS, PROTOCOLS, SCORING_RULES, SPACES
+# Option names, importable here as before the split (not in __all__).
+from ._common import METRIC_NAMES, NORMS, PROTOCOLS, SCORING_RULES, SPACES  # noqa: F401
 from ._config import ADAPTIVE_DEFAULTS, PAPER_DEFAULTS, resolve_attack_config
 from ._model_checks import check_batch_invariance, check_flags, check_gradients
 from ._protocol import evaluate_robustness

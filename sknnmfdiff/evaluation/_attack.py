@@ -68,7 +68,7 @@ def run_attack(
     norm : {"Linf", "L2"}, default="Linf"
         Norm of the perturbation ball.
     protocol : {"paper", "adaptive"}, default="paper"
-        See the module docstring.
+        See :mod:`sknnmfdiff.evaluation`.
     n_eot, n_restarts, n_iter, square_queries, square_n_eot, eot_batch : int or None
         Attack strength; ``None`` takes the protocol default
         (:data:`PAPER_DEFAULTS`, :data:`ADAPTIVE_DEFAULTS`). EOT settings apply

@@ -54,7 +54,7 @@ def resolve_attack_config(
     Parameters
     ----------
     module : torch.nn.Module
-        Classifier (see the module docstring for the attributes used).
+        Classifier (see :mod:`sknnmfdiff.evaluation` for the attributes used).
     x : torch.Tensor of shape (N, C, H, W), float32 in [0, 1]
         Inputs; only used to infer ``n_classes``/``randomized`` when the module
         lacks those attributes.
@@ -63,7 +63,7 @@ def resolve_attack_config(
     norm : {"Linf", "L2"}, default="Linf"
         Norm of the perturbation ball.
     protocol : {"paper", "adaptive"}, default="paper"
-        Attack protocol (see the module docstring).
+        Attack protocol (see :mod:`sknnmfdiff.evaluation`).
     n_eot : int or None
         Noise draws averaged per APGD gradient (adaptive, randomized models);
         ignored (1) for the paper protocol and deterministic models.

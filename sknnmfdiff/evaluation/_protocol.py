@@ -168,7 +168,7 @@ def evaluate_robustness(
     norm : {"Linf", "L2"}, default="Linf"
         Norm of the perturbation ball.
     protocol : {"paper", "adaptive"}, default="paper"
-        Attack protocol (see the module docstring).
+        Attack protocol (see :mod:`sknnmfdiff.evaluation`).
     space : {"pixel", "feature"}, default="pixel"
         Threat model: perturb pixels, or the selected features fed to the
         purifier.

@@ -11,6 +11,10 @@ compiled pipeline computes exactly what the fitted steps compute.
   :class:`FeaturePurifier`, :func:`eot_noise`: the feature-space diffusion purifier
   (DDPM forward process, Ho et al. 2020; x0-predicting denoiser; EOT average of
   draws, antithetic by default).
+
+The code lives in three private modules that import torch only, not one another:
+``_nnls`` (the NNLS projection), ``_diffusion`` (the purifier) and ``_cnn`` (the CNN). No module here imports scikit-learn, skorch or the rest of the
+package (checked by ``tests/test_layout.py``).
 """
 
 from ._cnn import CNN1d

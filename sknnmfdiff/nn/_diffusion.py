@@ -16,8 +16,8 @@ value is ``alpha_bar_t = alphas_cumprod[t - 1]`` (``alphas_cumprod`` is indexed 
 the step ``t`` from 1, as in Ho et al.); ``t = 0`` means "no noise" (``alpha_bar_0 = 1``)
 and purification at ``t = 0`` is the identity.
 
-This module imports only torch, so that ``sknnmfdiff.torch_adapter`` and
-``sknnmfdiff.nn`` reuse it without scikit-learn.
+This module imports only torch (part of :mod:`sknnmfdiff.nn`), so that the purifier
+estimator and ``sknnmfdiff.torch_adapter`` share it without scikit-learn.
 """
 
 import math

@@ -26,7 +26,12 @@ private submodules, one concern each:
   :func:`plot_adversarial_examples`).
 - ``_common``: the pyplot-free figure and input checks the figures share, and
   :func:`save_figure`.
+
+Imports run one way: ``_features`` and ``_robustness`` build on ``_common``, which
+imports nothing of the package.
 """
+
+import logging
 
 from ._common import save_figure
 from ._features import plot_class_activation_heatmap, plot_feature_scores, plot_nmf_basis
@@ -41,3 +46,7 @@ __all__ = [
     "plot_adversarial_examples",
     "save_figure",
 ]
+
+#: The parent of the submodules' loggers (``sknnmfdiff.plots``), importable here as
+#: before the split: a level or handler set on it applies to all of them.
+logger = logging.getLogger(__name__)
