@@ -18,12 +18,12 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from . import _runs
 from .paper import PAPER_PROTOCOL, PAPER_TABLE
 
 logger = logging.getLogger(__name__)
@@ -109,83 +109,6 @@ class StudyConfig:
     clf_max_epochs: int = 100
 
 
-class _Timer:
-    def __init__(self, timings, name, log):
-        self.timings, self.name, self.log = timings, name, log
-
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-        self.log(f"[{self.name}] ...")
-        return self
-
-    def __exit__(self, *exc):
-        self.timings[self.name] = round(time.perf_counter() - self.t0, 2)
-        if exc[0] is None:
-            self.log(f"[{self.name}] done in {self.timings[self.name]:.1f} s")
-
-
-def _machine():
-    import os
-
-    import torch
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
-    }
-
-
-def _write_json(path, obj):
-    from ._jsonable import to_jsonable
-
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(to_jsonable(obj), indent=2, allow_nan=False))
-    tmp.replace(path)
-
-
-def _load_data(cfg, log):
-    from .datasets import find_duplicates, load_mri_folder, make_phantom_mri, paper_split
-
-    if cfg.data is None:
-        bunch = make_phantom_mri(cfg.phantom_samples, image_size=cfg.image_size, random_state=cfg.seed)
-        synthetic = True
-        log(
-            f"No --data given: running on {cfg.phantom_samples} SYNTHETIC phantom slices "
-            "(not MRI). Give --data DIR for real images."
-        )
-    else:
-        bunch = load_mri_folder(cfg.data, image_size=cfg.image_size, task="binary",
-                                on_error=cfg.on_error)
-        synthetic = False
-    exact = find_duplicates(bunch, kind="exact")
-    near = find_duplicates(bunch, kind="near") if cfg.near_duplicates else []
-    counts = np.bincount(bunch.target, minlength=2)
-    n_per_class = cfg.n_per_class
-    if synthetic:
-        n_per_class = min(n_per_class, int(counts.min()))
-    split = paper_split(
-        bunch, groups=near or None, n_per_class=n_per_class, random_state=cfg.seed
-    )
-    summary = {
-        "source": "synthetic phantom (make_phantom_mri)" if synthetic else str(cfg.data),
-        "synthetic": synthetic,
-        "n_images": int(len(bunch.target)),
-        "counts": {str(bunch.target_names[i]): int(c) for i, c in enumerate(counts)},
-        "image_size": cfg.image_size,
-        "exact_duplicate_groups": len(exact),
-        "exact_duplicate_images": int(sum(len(g) for g in exact)),
-        "near_duplicate_groups": len(near),
-        "near_duplicate_images": int(sum(len(g) for g in near)),
-        "split": split.summary,
-        "n_per_class": n_per_class,
-    }
-    return bunch, split, summary
-
-
 def _metrics(pipe, X, y):
     from .evaluation import classification_metrics
 
@@ -208,60 +131,14 @@ def _fit_models(cfg, Xtr, ytr, cache_dir, log, timings):
         nmf__max_iter=cfg.nmf_max_iter,
         clf__max_epochs=cfg.clf_max_epochs,
     )
-    with _Timer(timings, "fit baseline", log):
+    with _runs.Timer(timings, "fit baseline", log):
         base = make_baseline_pipeline(**common).fit(Xtr, ytr)
-    with _Timer(timings, "fit defended", log):
+    with _runs.Timer(timings, "fit defended", log):
         deff = make_paper_pipeline(
             t=cfg.t, n_eot=cfg.n_eot, purify__antithetic=cfg.antithetic,
             purify__train_on_purified=cfg.train_on_purified, **common,
         ).fit(Xtr, ytr)
     return base, deff
-
-
-def _json_value(v):
-    """``v`` as a JSON value: numbers, strings, booleans and None as such, numpy
-    scalars as their Python value, anything else as its ``repr``."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    return v if v is None or isinstance(v, (bool, int, float, str)) else repr(v)
-
-
-def _model_settings(pipe):
-    """Every step's class and parameters (defaults included; caches left out)."""
-    return [
-        [name, f"{type(est).__module__}.{type(est).__qualname__}",
-         {k: _json_value(v) for k, v in sorted(est.get_params(deep=False).items())
-          if k != "memory"}]
-        for name, est in pipe.steps
-    ]
-
-
-def _digest_arrays(*arrays):
-    """SHA-1 of the arrays' shapes, dtypes and bytes."""
-    h = hashlib.sha1()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.shape}{a.dtype}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def _source_files():
-    """Every source file of the package, sub-packages included, in a fixed order."""
-    root = Path(__file__).parent
-    return sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix())
-
-
-def _source_digest():
-    """SHA-1 of the package's source files, so that changed code is never taken for
-    the code that wrote an evaluation (the version alone does not change in
-    development)."""
-    root = Path(__file__).parent
-    h = hashlib.sha1()
-    for path in _source_files():
-        h.update(path.relative_to(root).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet, fingerprint):
@@ -275,7 +152,7 @@ def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet, fingerpri
     # a stale evaluation or checkpoint.
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"}
     settings.update(fingerprint)
-    settings["sknnmfdiff"] = [__version__, _source_digest()]
+    settings["sknnmfdiff"] = [__version__, _runs.source_digest()]
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
     evdir = out / "evaluations" / digest[:12]
     evdir.mkdir(parents=True, exist_ok=True)
@@ -291,7 +168,7 @@ def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet, fingerpri
                     timings[f"attack {key} (reused; time of the original run)"] = (
                         reports[key].timings.get("total"))
                     continue
-                with _Timer(timings, f"attack {key}", log):
+                with _runs.Timer(timings, f"attack {key}", log):
                     rep = evaluate_robustness(
                         pipe,
                         Xte,
@@ -469,37 +346,37 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
     results = {
         "config": dataclasses.asdict(cfg),
         "versions": package_versions(),
-        "machine": _machine(),
+        "machine": _runs.machine_info(),
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "timings": timings,
     }
     res_path = out / "results.json"
     t_all = time.perf_counter()
 
-    with _Timer(timings, "load data", log):
-        bunch, split, data_summary = _load_data(cfg, log)
+    with _runs.Timer(timings, "load data", log):
+        bunch, split, data_summary, _ = _runs.load_data(cfg, log)
     results["data"] = data_summary
-    _write_json(res_path, results)
+    _runs.write_json(res_path, results)
     X, y = bunch.data, bunch.target
     Xtr, ytr = X[split.train], y[split.train]
     Xva, yva = X[split.val], y[split.val]
     Xte, yte = X[split.test], y[split.test]
 
     base, deff = _fit_models(cfg, Xtr, ytr, out / "cache", log, timings)
-    results["model_params"] = {"baseline": _model_settings(base), "defended": _model_settings(deff)}
+    results["model_params"] = {"baseline": _runs.model_settings(base), "defended": _runs.model_settings(deff)}
     models = out / "models"
     models.mkdir(exist_ok=True)
     dump(base, models / "baseline.joblib")
     dump(deff, models / "defended.joblib")
 
-    with _Timer(timings, "clean metrics", log):
+    with _runs.Timer(timings, "clean metrics", log):
         results["clean"] = {
             part: {"baseline": _metrics(base, Xp, yp), "defended": _metrics(deff, Xp, yp)}
             for part, Xp, yp in (("validation", Xva, yva), ("test", Xte, yte))
         }
-    _write_json(res_path, results)
+    _runs.write_json(res_path, results)
 
-    fingerprint = {"models": results["model_params"], "data": _digest_arrays(Xtr, ytr, Xte, yte)}
+    fingerprint = {"models": results["model_params"], "data": _runs.digest_arrays(Xtr, ytr, Xte, yte)}
     reports = _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet, fingerprint)
     results["evaluations"] = {k: r.to_dict() for k, r in reports.items()}
     tables = {}
@@ -511,9 +388,9 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
                 rows, md = paper_table(b, d)
                 tables[f"{space}-{protocol}"] = {"rows": rows, "markdown": md}
     results["tables"] = tables
-    _write_json(res_path, results)
+    _runs.write_json(res_path, results)
 
-    with _Timer(timings, "figures", log):
+    with _runs.Timer(timings, "figures", log):
         files = _figures(cfg, base, deff, bunch, split, reports, out)
         if "pixel" in cfg.spaces:
             files["adversarial_examples"] = _adversarial_examples(cfg, base, Xte, yte, out)
@@ -527,7 +404,7 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
         fit + sum(r.timings.get("total", 0) or 0 for r in paper), 2
     )
     results["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    _write_json(res_path, results)
+    _runs.write_json(res_path, results)
     from .report import write_report
 
     write_report(results, out / "report.md")

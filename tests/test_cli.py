@@ -214,7 +214,7 @@ def test_paper_rerun_after_data_or_code_change_does_not_reuse(phantom_folder, tm
     new evaluations (and checkpoints), never the finished ones of the earlier run."""
     import shutil
 
-    import sknnmfdiff.study
+    import sknnmfdiff._runs
 
     data = tmp_path / "data"
     shutil.copytree(phantom_folder, data)
@@ -236,7 +236,7 @@ def test_paper_rerun_after_data_or_code_change_does_not_reuse(phantom_folder, tm
     assert main(args) == 0
     assert n_evaluations() == 2
     # Other package code (the version string alone does not change in development).
-    monkeypatch.setattr(sknnmfdiff.study, "_source_digest", lambda: "changed")
+    monkeypatch.setattr(sknnmfdiff._runs, "source_digest", lambda: "changed")
     assert main(args) == 0
     assert n_evaluations() == 3
 
@@ -256,10 +256,10 @@ def test_report_names_the_purifier_settings(antithetic, word):
     report's settings line reads them, as well as the strings of earlier results files."""
     from sknnmfdiff import make_paper_pipeline
     from sknnmfdiff.report import _purifier_note
-    from sknnmfdiff.study import _model_settings
+    from sknnmfdiff._runs import model_settings
 
     pipe = make_paper_pipeline(purify__antithetic=antithetic, purify__train_on_purified=False)
-    settings = _model_settings(pipe)
+    settings = model_settings(pipe)
     params = dict((name, p) for name, _, p in settings)["purify"]
     assert params["antithetic"] is bool(antithetic)
     assert json.loads(json.dumps(settings)) == settings
@@ -276,16 +276,15 @@ def test_source_digest_covers_subpackages(tmp_path, monkeypatch):
     finished evaluations stale (the digest is part of their key)."""
     import shutil
 
-    import sknnmfdiff.study
+    import sknnmfdiff._runs as runs
 
     pkg = tmp_path / "sknnmfdiff"
-    shutil.copytree(Path(sknnmfdiff.study.__file__).parent, pkg,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(sknnmfdiff.study, "__file__", str(pkg / "study.py"))
-    files = [p.relative_to(pkg).as_posix() for p in sknnmfdiff.study._source_files()]
+    shutil.copytree(Path(runs.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(runs, "__file__", str(pkg / "_runs.py"))
+    files = [p.relative_to(pkg).as_posix() for p in runs.source_files()]
     assert "evaluation/_attack.py" in files and "nn/_nnls.py" in files
-    before = sknnmfdiff.study._source_digest()
-    assert sknnmfdiff.study._source_digest() == before
+    before = runs.source_digest()
+    assert runs.source_digest() == before
     with open(pkg / "evaluation" / "_attack.py", "a") as fh:
         fh.write("\n# changed\n")
-    assert sknnmfdiff.study._source_digest() != before
+    assert runs.source_digest() != before
