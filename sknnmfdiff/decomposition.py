@@ -525,7 +525,11 @@ class KLNMFTransformer(
         X = self._validate_X(X, reset=True)
         device = _resolve_device(self.device)
         tdtype = torch.float32 if self.dtype == "float32" else torch.float64
-        Xnp = np.asarray(X, dtype=np.float32 if self.dtype == "float32" else np.float64)
+        # "A": a copy when X is not aligned to its item size (a buffer deserialised by
+        # Dask can start at any byte); BLAS then takes other code paths and the
+        # initialisation, hence the fit, would depend on where the array came from.
+        Xnp = np.require(X, dtype=np.float32 if self.dtype == "float32" else np.float64,
+                         requirements=["C", "A"])
         W0, H0 = self._init_factors(Xnp)
         Xt = torch.tensor(Xnp, device=device)
         Wt = torch.tensor(W0, dtype=tdtype, device=device)
