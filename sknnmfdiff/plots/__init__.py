@@ -24,11 +24,12 @@ private submodules, one concern each:
 - ``_robustness``: figures of the defence and its evaluation
   (:func:`plot_denoising_error`, :func:`plot_robustness_curve`,
   :func:`plot_adversarial_examples`).
+- ``_sweep``: figures of a sweep (:func:`plot_tradeoff`, :func:`plot_metric_vs_t`).
 - ``_common``: the pyplot-free figure and input checks the figures share, and
   :func:`save_figure`.
 
-Imports run one way: ``_features`` and ``_robustness`` build on ``_common``, which
-imports nothing of the package.
+Imports run one way: ``_features``, ``_robustness`` and ``_sweep`` build on ``_common``,
+which imports nothing of the package.
 """
 
 import logging
@@ -36,6 +37,7 @@ import logging
 from ._common import save_figure
 from ._features import plot_class_activation_heatmap, plot_feature_scores, plot_nmf_basis
 from ._robustness import plot_adversarial_examples, plot_denoising_error, plot_robustness_curve
+from ._sweep import plot_metric_vs_t, plot_tradeoff
 
 __all__ = [
     "plot_nmf_basis",
@@ -44,6 +46,8 @@ __all__ = [
     "plot_denoising_error",
     "plot_robustness_curve",
     "plot_adversarial_examples",
+    "plot_tradeoff",
+    "plot_metric_vs_t",
     "save_figure",
 ]
 
