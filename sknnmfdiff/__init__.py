@@ -35,6 +35,9 @@ _LAZY = {
     "paper_split": "sknnmfdiff.datasets",
     "make_phantom_mri": "sknnmfdiff.datasets",
     "InconsistentVersionWarning": "sknnmfdiff._persistence",
+    "make_robustness_scorer": "sknnmfdiff.model_selection",
+    "robust_refit": "sknnmfdiff.model_selection",
+    "run_sweep": "sknnmfdiff.sweep",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

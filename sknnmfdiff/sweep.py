@@ -49,7 +49,7 @@ from .paper import PAPER_PROTOCOL
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SweepConfig", "run_sweep"]
+__all__ = ["SweepConfig", "pareto_front", "run_sweep", "summarise"]
 
 #: The paper's configuration, always among the curves.
 PAPER_CELL = {"n_components": PAPER_PROTOCOL["n_components"], "k": 10,
