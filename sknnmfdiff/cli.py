@@ -161,7 +161,7 @@ def build_parser():
     p.add_argument("--rank", type=_positive_int, nargs="+", default=None,
                    help="NMF ranks (default: 5 10 15 30 60)")
     p.add_argument("--k", type=_positive_int, nargs="+", default=None,
-                   help="selected components (default: 10; cells with k > rank are skipped)")
+                   help="selected components (default: 10; a k above the rank keeps all components)")
     p.add_argument("--t", type=_non_negative_int, nargs="+", default=None,
                    help="purifier timesteps, 0 = no purifier (default: 0 10 20 41 80 150 300)")
     p.add_argument("--n-eot", type=_positive_int, nargs="+", default=None,
@@ -318,9 +318,6 @@ def _cmd_sweep(args):
     settings = dict(QUICK) if args.quick else {}
     grid = {"n_components": args.rank, "k": args.k, "t": args.t, "n_eot": args.n_eot}
     settings.update({k: tuple(v) for k, v in grid.items() if v is not None})
-    if not any(k <= r for k in settings.get("k", SweepConfig.k)
-               for r in settings.get("n_components", SweepConfig.n_components)):
-        raise _BadInput("every --k exceeds every --rank: no cell to run")
     if args.image_size or not args.quick:
         settings["image_size"] = args.image_size or (PAPER_PROTOCOL["image_size"] if args.data else 64)
     if not args.quick:

@@ -10,7 +10,8 @@ missing (arXiv 2603.13182, Sec. 6: rank and t fixed "ad hoc", one eps).
    the other folds and scored on the held-out fold: clean balanced accuracy, and
    robust balanced accuracy under the adaptive attack in feature space at ``eps``
    (:class:`~sknnmfdiff.model_selection.RobustnessScorer`, light settings by default).
-   ``t = 0`` is the undefended pipeline. Cells with ``k > n_components`` are skipped.
+   ``t = 0`` is the undefended pipeline. A ``k`` above the rank keeps every component
+   (``k = n_components``; the cell is run once).
 2. **Curves.** For the most robust configurations within ``tolerance`` of the best
    clean score (:func:`~sknnmfdiff.model_selection.robust_refit`), the Pareto front's
    best and the paper's configuration (rank 15, k 10, t 41, 8 draws), the pipeline is
@@ -72,8 +73,8 @@ class SweepConfig:
         Image side in pixels; unique images per class of the paper split; phantom
         images when ``data`` is None.
     n_components, k, t, n_eot : tuple of int
-        The grid: NMF ranks, selected components, purifier timesteps (0 = no
-        purifier) and EOT draws.
+        The grid: NMF ranks, selected components (capped at the rank), purifier
+        timesteps (0 = no purifier) and EOT draws.
     cv : int
         Folds of the development part (>= 2).
     eps : float
@@ -169,8 +170,6 @@ def _check(cfg):
         raise ValueError(f"backend must be 'local' or 'dask', got {cfg.backend!r}.")
     if cfg.torch_threads < 1 or cfg.n_jobs < 1 or cfg.workers < 1:
         raise ValueError("torch_threads, n_jobs and workers must be >= 1.")
-    if not any(k <= r for k in cfg.k for r in cfg.n_components):
-        raise ValueError(f"every k {cfg.k} exceeds every rank {cfg.n_components}: no cell to run.")
 
 
 def _cell_key(cell, fold=None):
@@ -238,6 +237,18 @@ def _task_threads(n):
         torch.set_num_threads(before)
 
 
+def _cells_of_rank(rank, ks, ts, n_eots):
+    """The distinct cells of one rank: ``k`` capped at the rank, one ``t = 0`` cell per
+    ``k`` (it draws no noise, so ``n_eot`` does not matter; the first is recorded)."""
+    cells = []
+    for k, t, n_eot in itertools.product(ks, ts, n_eots):
+        cell = {"n_components": rank, "k": min(k, rank), "t": t,
+                "n_eot": n_eots[0] if t == 0 else n_eot}
+        if cell not in cells:
+            cells.append(cell)
+    return cells
+
+
 def _owned(*arrays):
     """Fresh, aligned copies: arrays deserialised on a Dask worker can start at any byte,
     and torch and BLAS kernels can round differently on unaligned data."""
@@ -256,10 +267,7 @@ def _grid_cells(rank, fold, cfg, X_fit, y_fit, X_eval, y_eval, cell_dir, cache_d
 
     memory = Memory(str(cache_dir), verbose=0)
     rows = []
-    for k, t, n_eot in itertools.product(cfg["k"], cfg["t"], cfg["n_eot"]):
-        if k > rank or (t == 0 and n_eot != cfg["n_eot"][0]):
-            continue  # k > rank cannot be selected; t = 0 does not draw noise
-        cell = {"n_components": rank, "k": k, "t": t, "n_eot": n_eot}
+    for cell in _cells_of_rank(rank, cfg["k"], cfg["t"], cfg["n_eot"]):
         path = Path(cell_dir) / f"{_cell_key(cell, fold)}.json"
         if path.exists():
             rows.append(json.loads(path.read_text()))
@@ -502,8 +510,7 @@ def run_sweep(config=None, *, quiet=False, log=None, **overrides):
     cache_dir = out / "cache"
     task_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
 
-    n_cells = sum(1 for r in cfg.n_components for k in cfg.k for t in cfg.t for e in cfg.n_eot
-                  if k <= r and not (t == 0 and e != cfg.n_eot[0])) * cfg.cv
+    n_cells = sum(len(_cells_of_rank(r, cfg.k, cfg.t, cfg.n_eot)) for r in cfg.n_components) * cfg.cv
     log(f"[grid] {n_cells} cells ({len(folds)} folds) in {cell_dir}")
     calls = [delayed(_grid_task)(rank, f, task_cfg, X[dev[tr]], y[dev[tr]], X[dev[te]],
                                  y[dev[te]], str(cell_dir), str(cache_dir))

@@ -121,7 +121,7 @@ def test_dask_backend_without_distributed_is_one_line_exit_2(tmp_path, capsys, m
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--cv", "1"], "--cv"), (["--rank", "4", "--k", "8"], "--k"),
+    (["--cv", "1"], "--cv"),
     (["--scheduler", "tcp://x:1"], "--scheduler"), (["--data", "nowhere"], "nowhere"),
 ])
 def test_bad_sweep_arguments(tmp_path, capsys, argv, match):
@@ -146,6 +146,15 @@ def test_summary_and_pareto_front():
 def test_bad_config_is_rejected_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="cv"):
         run_sweep(out=str(tmp_path / "a"), cv=1)
-    with pytest.raises(ValueError, match="every k"):
-        run_sweep(out=str(tmp_path / "b"), n_components=(4,), k=(8,))
+    with pytest.raises(ValueError, match="t must be"):
+        run_sweep(out=str(tmp_path / "b"), t=(-1,))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_k_above_the_rank_keeps_every_component_once():
+    from sknnmfdiff.sweep import _cells_of_rank
+
+    cells = _cells_of_rank(5, (5, 10), (0, 20), (4, 8))
+    assert {c["k"] for c in cells} == {5}
+    assert len(cells) == 3  # t = 0 once; t = 20 with 4 and 8 draws
+    assert [c["n_eot"] for c in cells if c["t"] == 0] == [4]
