@@ -339,3 +339,36 @@ def test_no_pyplot_and_thread_safe(rng, tmp_path):
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None:  # another test module may have imported it; we must not add figures
         assert pyplot.get_fignums() == []
+
+
+def test_plot_tradeoff_draws_front_and_highlight():
+    from sknnmfdiff.plots import plot_tradeoff
+
+    fig = plot_tradeoff([0.9, 0.85, 0.8], [0.05, 0.2, 0.1], labels=["a", "b", "c"],
+                        front=[0, 1], highlight={"paper": 2}, title="t")
+    ax = fig.axes[0]
+    line = ax.get_lines()[0]
+    assert list(line.get_xdata()) == [0.9, 0.85] and list(line.get_ydata()) == [0.05, 0.2]
+    assert {t.get_text() for t in ax.texts} == {"a", "b", "c"}
+    with pytest.raises(ValueError, match="differ in length"):
+        plot_tradeoff([0.9], [0.1, 0.2])
+    with pytest.raises(ValueError, match="out of range"):
+        plot_tradeoff([0.9], [0.1], front=[3])
+    with pytest.raises(ValueError, match="labels"):
+        plot_tradeoff([0.9, 0.8], [0.1, 0.2], labels=["a"])
+
+
+def test_plot_metric_vs_t_lines_and_errors():
+    from sknnmfdiff.plots import plot_metric_vs_t
+
+    fig = plot_metric_vs_t([0, 20, 41], {"rank 10": [0.1, 0.2, np.nan], "rank 15": [0.1, 0.3, 0.4]},
+                           errors={"rank 15": [0.01, 0.02, 0.03]})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "symlog"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["rank 10", "rank 15"]
+    with pytest.raises(ValueError, match="3 timesteps"):
+        plot_metric_vs_t([0, 20, 41], {"r": [0.1, 0.2]})
+    with pytest.raises(ValueError, match="non-negative"):
+        plot_metric_vs_t([-1, 2], {"r": [0.1, 0.2]})
+    with pytest.raises(ValueError, match="empty"):
+        plot_metric_vs_t([1, 2], {})

@@ -1,9 +1,16 @@
 """Figures of a robustness sweep: the clean-robust trade-off with its Pareto front, and a
 metric against the purifier's timestep t for each rank."""
 
-import numpy as np
-
 from ._common import _as_float_array, _new_figure
+
+
+def _finish(ax, xlabel, ylabel, title):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
 
 
 def plot_tradeoff(clean, robust, *, labels=None, front=None, highlight=None,
@@ -66,12 +73,7 @@ def plot_tradeoff(clean, robust, *, labels=None, front=None, highlight=None,
         for i in sorted(set(front) | set(highlight.values())):
             ax.annotate(labels[i], (c[i], r[i]), textcoords="offset points", xytext=(4, 4),
                         fontsize=7)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    _finish(ax, xlabel, ylabel, title)
     return fig
 
 
@@ -126,10 +128,5 @@ def plot_metric_vs_t(t, curves, *, title=None, ylabel="robust balanced accuracy"
                 raise ValueError(f"errors of {label!r} have {err.size} values for {t.size} timesteps.")
         ax.errorbar(t, v, yerr=err, marker="o", ms=4, capsize=3, label=label)
     ax.set_xscale("symlog", linthresh=10)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    _finish(ax, xlabel, ylabel, title)
     return fig
