@@ -7,7 +7,8 @@ pipeline, purified) NMF features. It wraps a skorch
 :class:`~skorch.NeuralNetClassifier` built in ``fit`` rather than subclassing it, so
 that it follows scikit-learn's conventions: parameters only stored in ``__init__``,
 labels of any type, seeded training that leaves the caller's torch random state
-untouched.
+untouched. On CPU it trains and predicts on one torch thread (see the class's
+docstring).
 """
 
 import logging
@@ -26,9 +27,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from ._persistence import VersionedEstimatorMixin
 from .nn import CNN1d
+from .nn._nnls import _single_thread
 
 __all__ = ["SkorchCNNClassifier", "NoValidationSplitWarning"]
 
@@ -48,6 +51,50 @@ def _log_info(text):
 def _log_debug(text):
     """skorch sink: a line of skorch's output, colour codes removed, at DEBUG level."""
     logger.debug(_ANSI.sub("", str(text)))
+
+
+class _ArrayBatches:
+    """Rows of in-memory ``X`` (and ``y``) read a whole mini-batch at a time."""
+
+    def __init__(self, X, y):
+        self.X = torch.as_tensor(X)
+        self.y = None if y is None else torch.as_tensor(y)
+
+    def __len__(self):
+        return self.X.shape[0]
+
+    def __getitem__(self, rows):
+        # skorch ignores y when predicting; a placeholder as its Dataset gives.
+        y = torch.zeros(len(rows)) if self.y is None else self.y[rows]
+        return self.X[rows], y
+
+
+def _is_plain_array(a):
+    return isinstance(a, torch.Tensor) or (isinstance(a, np.ndarray) and a.flags.writeable)
+
+
+def _batch_loader(dataset, batch_size, shuffle=False, drop_last=False):
+    """skorch iterator: each mini-batch read from in-memory arrays by one index.
+
+    torch's default :class:`~torch.utils.data.DataLoader` fetches a batch one sample at
+    a time through skorch's :class:`~skorch.dataset.Dataset` and stacks the samples;
+    for in-memory arrays that costs more than a step of the small CNN. Here a
+    :class:`~torch.utils.data.BatchSampler` hands a list of row indices to
+    :class:`_ArrayBatches`, which indexes ``X`` and ``y`` once per batch. The samplers
+    are the ones the default loader builds (:class:`~torch.utils.data.RandomSampler`
+    on torch's global generator when ``shuffle``), drawn in the same order, so the
+    batches, and the trained weights, are exactly those of the default loader. Data
+    that are not writable numpy arrays or tensors take the default loader.
+    Module-level, so that a fitted net pickles.
+    """
+    X, y = getattr(dataset, "X", None), getattr(dataset, "y", None)
+    if not (_is_plain_array(X) and (y is None or _is_plain_array(y)) and len(X) == len(dataset)):
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
+    sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+    return DataLoader(
+        _ArrayBatches(X, y), sampler=BatchSampler(sampler, batch_size, drop_last),
+        batch_size=None,
+    )
 
 
 class NoValidationSplitWarning(UserWarning):
@@ -108,7 +155,24 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
     CUDA device used) is left as it was. Two fits with the same int ``random_state``
     on CPU give identical weights and probabilities; on CUDA, cuDNN kernels may still
     differ in the last bits. ``random_state=None`` draws a fresh seed from OS entropy.
-    The number of torch threads is not changed.
+
+    **Threads.** On CPU, ``fit``, ``predict``, ``predict_proba`` and
+    ``decision_function`` run with torch's intra-op thread count set to 1
+    (:func:`torch.set_num_threads`) and restore the caller's count when they return or
+    raise. The CNN's tensors are a few kB: splitting its kernels across threads costs
+    more in synchronisation than it saves, and on a machine whose cores are shared
+    with other processes the threads' barriers stall (training the CNN on the paper
+    split with a competing CPU-bound process took 5.0 s on 2 threads against 1.2 s on
+    one). Weights therefore no longer depend on the caller's thread count. The setting
+    is process-global: do not fit or predict from several Python threads at once
+    (with :class:`~sklearn.model_selection.GridSearchCV`, use ``n_jobs`` with the
+    default process-based backend). On CUDA the thread count is not changed.
+
+    **Batches.** Mini-batches are read from the in-memory arrays by one index per
+    batch rather than sample by sample (same samples, same order, same weights as
+    torch's default loader). skorch's per-epoch table is formatted only when it is
+    logged: with ``verbose=0`` and this module's logger not enabled for DEBUG, the
+    ``print_log`` callback is left out.
 
     **Persistence.** A model fitted on CUDA unpickles on a CPU-only machine: skorch maps
     the net's tensors to the CPU (with a warning) and prediction uses ``net_``'s device.
@@ -148,7 +212,8 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
         Source of all randomness of ``fit`` (see above).
     verbose : int, default=0
         skorch's per-epoch table and early-stopping notice go to this module's logger
-        (never printed): at INFO level when ``verbose > 0``, at DEBUG level otherwise.
+        (never printed): at INFO level when ``verbose > 0``, at DEBUG level otherwise
+        (and then only when that logger is enabled for DEBUG at ``fit``).
 
     Attributes
     ----------
@@ -314,6 +379,10 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
             )
         if weights is not None:
             kwargs["criterion__weight"] = torch.as_tensor(weights, dtype=torch.float32)
+        if self.verbose or logger.isEnabledFor(logging.DEBUG):
+            kwargs["callbacks__print_log__sink"] = sink
+        else:  # nobody reads the table: do not format it every epoch
+            kwargs["callbacks__print_log"] = None
         return NeuralNetClassifier(
             module=CNN1d,
             module__n_features=n_features,
@@ -326,11 +395,12 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
+            iterator_train=_batch_loader,
             iterator_train__shuffle=True,
             iterator_train__drop_last=(n_train % self.batch_size == 1),
+            iterator_valid=_batch_loader,
             train_split=train_split,
             callbacks=callbacks,
-            callbacks__print_log__sink=sink,
             classes=np.arange(n_classes),
             device=device,
             verbose=self.verbose,
@@ -397,7 +467,7 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
             fork_devices = [index]
         else:
             fork_devices = []
-        with torch.random.fork_rng(devices=fork_devices):
+        with torch.random.fork_rng(devices=fork_devices), _single_thread(torch.device(device)):
             torch.random.default_generator.manual_seed(seed)
             for index in fork_devices:
                 with torch.cuda.device(index):
@@ -428,7 +498,8 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
         # skorch's forward: eval mode, no grad, batched, collected on the CPU. Its
         # DataLoader draws a base seed from torch's global generator even without
         # shuffling: fork it so that prediction leaves the caller's RNG state alone.
-        with torch.random.fork_rng(devices=[]):
+        device = torch.device(self.net_.device)
+        with torch.random.fork_rng(devices=[]), _single_thread(device):
             logits = self.net_.forward(X, training=False, device="cpu")
         return logits.numpy().astype(np.float64)
 

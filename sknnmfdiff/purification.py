@@ -4,7 +4,8 @@
 inference, noises each feature vector to a small diffusion step ``t`` with DDPM's closed
 form ``q(x_t | x_0)``, denoises it and averages ``n_eot`` draws (the paper,
 arXiv 2603.13182, "diffusion-based feature denoising"; Ho et al., 2020; DiffPure,
-Nie et al., 2022). The torch parts live in :mod:`sknnmfdiff.nn`.
+Nie et al., 2022). The torch parts live in :mod:`sknnmfdiff.nn`. On CPU the denoiser
+trains and runs on one torch thread (see :class:`DiffusionPurifier`).
 """
 
 import copy
@@ -20,6 +21,7 @@ from sklearn.utils.validation import check_memory, check_is_fitted, validate_dat
 
 from ._persistence import VersionedEstimatorMixin
 from .nn import DenoiserMLP, FeaturePurifier, linear_beta_schedule
+from .nn._nnls import _single_thread
 
 __all__ = ["DiffusionPurifier"]
 
@@ -86,11 +88,8 @@ def _train_denoiser(
     if parameterization == "preconditioned":
         mean = X.mean(axis=0, dtype=np.float64)
         scale = float(np.sqrt(np.mean((X - mean) ** 2)))
-        precond = {
-            "alphas_cumprod": alphas_cumprod,
-            "data_mean": mean,
-            "data_scale": scale if scale > 1e-6 else 1.0,
-        }
+        precond = dict(alphas_cumprod=alphas_cumprod, data_mean=mean,
+                       data_scale=scale if scale > 1e-6 else 1.0)
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         denoiser = DenoiserMLP(
@@ -105,33 +104,31 @@ def _train_denoiser(
     opt = torch.optim.Adam(denoiser.parameters(), lr=lr)
 
     losses = np.empty(max_epochs, dtype=np.float64)
-    for epoch in range(max_epochs):
-        perm = torch.randperm(n, generator=gen, device=device)
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        for start in range(0, n, batch_size):
-            x0 = data[perm[start : start + batch_size]]
-            b = x0.shape[0]
-            steps = torch.randint(1, n_steps + 1, (b,), generator=gen, device=device)
-            if small_t_fraction > 0:
-                small = torch.randint(1, t_small + 1, (b,), generator=gen, device=device)
-                pick = torch.rand(b, generator=gen, device=device) < small_t_fraction
-                steps = torch.where(pick, small, steps)
-            eps = torch.randn((b, k), generator=gen, device=device)
-            x_t = sqrt_ab[steps - 1, None] * x0 + sqrt_1m[steps - 1, None] * eps
-            loss = torch.mean((denoiser(x_t, steps) - x0) ** 2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach() * b  # no host sync per step on CUDA
-        losses[epoch] = float(total) / n
-    logger.info(
-        "DiffusionPurifier: %d epochs on %d x %d features, loss %.4g -> %.4g",
-        max_epochs, n, k, losses[0], losses[-1],
-    )
+    # One intra-op thread on CPU: the steps are tiny (see DiffusionPurifier, Threads).
+    with _single_thread(device):
+        for epoch in range(max_epochs):
+            perm = torch.randperm(n, generator=gen, device=device)
+            total = torch.zeros((), dtype=torch.float64, device=device)
+            for start in range(0, n, batch_size):
+                x0 = data[perm[start : start + batch_size]]
+                b = x0.shape[0]
+                steps = torch.randint(1, n_steps + 1, (b,), generator=gen, device=device)
+                if small_t_fraction > 0:
+                    small = torch.randint(1, t_small + 1, (b,), generator=gen, device=device)
+                    pick = torch.rand(b, generator=gen, device=device) < small_t_fraction
+                    steps = torch.where(pick, small, steps)
+                eps = torch.randn((b, k), generator=gen, device=device)
+                x_t = sqrt_ab[steps - 1, None] * x0 + sqrt_1m[steps - 1, None] * eps
+                loss = torch.mean((denoiser(x_t, steps) - x0) ** 2)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach() * b  # no host sync per step on CUDA
+            losses[epoch] = float(total) / n
+    logger.info("DiffusionPurifier: %d epochs on %d x %d features, loss %.4g -> %.4g",
+                max_epochs, n, k, losses[0], losses[-1])
 
-    denoiser = denoiser.cpu().eval()
-    for p in denoiser.parameters():
-        p.requires_grad_(False)
+    denoiser = denoiser.cpu().eval().requires_grad_(False)
     return denoiser, losses
 
 
@@ -167,6 +164,14 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
     inference. That deliberately breaks scikit-learn's contract that ``fit_transform(X)``
     equals ``fit(X).transform(X)``. Both this choice and the antithetic noise are ours, not
     the paper's; see Notes for what each costs or saves.
+
+    Threads: on CPU, ``fit``, ``transform``, ``fit_transform`` and ``denoising_error`` run
+    with torch's intra-op thread count at 1 (:func:`torch.set_num_threads`) and restore the
+    caller's count when they return or raise; the denoiser's steps are too small to gain
+    from threads, whose barriers stall when the cores are shared (fitting and purifying
+    the paper split's features next to a CPU-bound process: 17.3 s on 2 threads, 5.3 s on
+    1). Results no longer depend on the caller's thread count. The setting is process-wide:
+    do not call these methods from several Python threads at once.
 
     Parameters
     ----------
@@ -324,26 +329,10 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
     }
 
     def __init__(
-        self,
-        *,
-        t=41,
-        n_steps=1000,
-        beta_start=1e-4,
-        beta_end=0.02,
-        n_eot=8,
-        antithetic=True,
-        hidden=128,
-        n_layers=3,
-        emb_dim=32,
-        parameterization="preconditioned",
-        small_t_fraction=0.0,
-        max_epochs=400,
-        batch_size=128,
-        lr=1e-3,
-        train_on_purified=True,
-        device="cpu",
-        memory=None,
-        random_state=None,
+        self, *, t=41, n_steps=1000, beta_start=1e-4, beta_end=0.02, n_eot=8, antithetic=True,
+        hidden=128, n_layers=3, emb_dim=32, parameterization="preconditioned",
+        small_t_fraction=0.0, max_epochs=400, batch_size=128, lr=1e-3, train_on_purified=True,
+        device="cpu", memory=None, random_state=None,
     ):
         self.t = t
         self.n_steps = n_steps
@@ -374,13 +363,10 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
     def _check_params(self):
         if self.beta_start > self.beta_end:
             raise ValueError(
-                f"beta_start={self.beta_start!r} must not exceed beta_end={self.beta_end!r}."
-            )
+                f"beta_start={self.beta_start!r} must not exceed beta_end={self.beta_end!r}.")
         if self.t > self.n_steps:
-            raise ValueError(
-                f"t={self.t!r} must not exceed the number of diffusion steps "
-                f"n_steps={self.n_steps!r}."
-            )
+            raise ValueError(f"t={self.t!r} must not exceed the number of diffusion steps "
+                             f"n_steps={self.n_steps!r}.")
         return _check_device(self.device)
 
     def __sklearn_tags__(self):
@@ -421,21 +407,13 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         seed = _derived_seed(_base_seed(self.random_state), _FIT)
         train = check_memory(self.memory).cache(_train_denoiser)
         denoiser, losses = train(
-            X,
-            n_steps=int(self.n_steps),
-            beta_start=float(self.beta_start),
-            beta_end=float(self.beta_end),
-            hidden=int(self.hidden),
-            n_layers=int(self.n_layers),
-            emb_dim=int(self.emb_dim),
-            parameterization=self.parameterization,
+            X, n_steps=int(self.n_steps), beta_start=float(self.beta_start),
+            beta_end=float(self.beta_end), hidden=int(self.hidden), n_layers=int(self.n_layers),
+            emb_dim=int(self.emb_dim), parameterization=self.parameterization,
             small_t_fraction=float(self.small_t_fraction),
             t_small=max(int(self.t), 1) if self.small_t_fraction > 0 else 0,
-            max_epochs=int(self.max_epochs),
-            batch_size=int(self.batch_size),
-            lr=float(self.lr),
-            device=str(device),
-            seed=int(seed),
+            max_epochs=int(self.max_epochs), batch_size=int(self.batch_size), lr=float(self.lr),
+            device=str(device), seed=int(seed),
         )
         betas, alphas_cumprod = linear_beta_schedule(
             self.n_steps, float(self.beta_start), float(self.beta_end)
@@ -449,10 +427,8 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
     def _validate_step(self, t):
         n_steps = self.alphas_cumprod_.shape[0]
         if isinstance(t, bool) or not isinstance(t, numbers.Integral) or not 0 <= t <= n_steps:
-            raise ValueError(
-                f"t must be an integer in 0 .. {n_steps} (the fitted schedule's n_steps), "
-                f"got {t!r}."
-            )
+            raise ValueError(f"t must be an integer in 0 .. {n_steps} (the fitted schedule's "
+                             f"n_steps), got {t!r}.")
         return int(t)
 
     def make_torch_purifier(self, *, seed=None):
@@ -475,10 +451,8 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         t = self._validate_step(self.t)
         if seed is None:
             seed = _derived_seed(_base_seed(self.random_state), _TRANSFORM)
-        return FeaturePurifier(
-            self.denoiser_, self.alphas_cumprod_, t, int(self.n_eot),
-            antithetic=bool(self.antithetic),
-        ).manual_seed(int(seed))
+        return FeaturePurifier(self.denoiser_, self.alphas_cumprod_, t, int(self.n_eot),
+                               antithetic=bool(self.antithetic)).manual_seed(int(seed))
 
     def transform(self, X):
         """Purify ``X``: noise to step ``t``, denoise, average ``n_eot`` draws.
@@ -511,14 +485,20 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         purifier = self.make_torch_purifier()
         if device.type != "cpu":  # a copy: the fitted denoiser_ stays on the CPU
             purifier.denoiser = copy.deepcopy(self.denoiser_).to(device)
+        return self._purify(X, purifier, device, per_row=False)
+
+    def _purify(self, X, purifier, device, *, per_row):
+        """``purifier`` over float32 ``X`` in chunks, on one torch thread on CPU; the noise
+        is one set of ``n_eot`` vectors shared by all rows, or, ``per_row``, one set a row."""
         data = torch.from_numpy(np.ascontiguousarray(X))
         out = np.empty_like(X, dtype=np.float32)
-        with torch.no_grad():
-            eps = purifier.draw_noise(X.shape[1], device=device)
-            # Shared noise makes chunking exact: every chunk uses the same eps.
-            chunk = max(1, 65536 // int(self.n_eot))
+        chunk = max(1, 65536 // int(self.n_eot))
+        with torch.no_grad(), _single_thread(device):
+            eps = None if per_row else purifier.draw_noise(X.shape[1], device=device)
             for start in range(0, X.shape[0], chunk):
                 z = data[start : start + chunk].to(device)
+                if per_row:
+                    eps = purifier.draw_noise(z.shape[1], n_rows=z.shape[0], device=device)
                 out[start : start + chunk] = purifier.purify_with_noise(z, eps).cpu().numpy()
         return out
 
@@ -543,14 +523,10 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
 
         Notes
         -----
-        Both deliberately differ from scikit-learn's ``fit_transform ==
-        fit().transform()`` contract. ``transform`` shares its ``n_eot`` noise
-        vectors across rows (batch invariance); training on features purified
-        with those same few vectors lets the classifier fit them, and its
-        accuracy then drops under the fresh noise of every later call (measured
-        on the paper split: 83.6 % with the training noise, 74.1 % with fresh
-        draws). Independent noise per training row exposes the classifier to the
-        noise distribution rather than to one draw of it.
+        Both deliberately differ from ``fit().transform()``, whose ``n_eot`` noise
+        vectors are shared by all rows: a classifier trained on features purified with
+        those few vectors fits them and loses accuracy under the fresh noise of later
+        calls (paper split: 83.6 % with the training noise, 74.1 % with fresh draws).
         """
         self.fit(X, y)
         X = validate_data(self, X, dtype=np.float32, reset=False)
@@ -559,15 +535,7 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         purifier = self.make_torch_purifier(
             seed=_derived_seed(_base_seed(self.random_state), _TRAIN_PURIFY)
         )
-        data = torch.from_numpy(np.ascontiguousarray(X))
-        out = np.empty_like(X, dtype=np.float32)
-        chunk = max(1, 65536 // int(self.n_eot))
-        with torch.no_grad():
-            for start in range(0, X.shape[0], chunk):
-                z = data[start : start + chunk]
-                eps = purifier.draw_noise(z.shape[1], n_rows=z.shape[0])
-                out[start : start + chunk] = purifier.purify_with_noise(z, eps).numpy()
-        return out
+        return self._purify(X, purifier, torch.device("cpu"), per_row=True)
 
     def denoising_error(self, X, t=None, *, n_draws=8):
         """How well the denoiser recovers ``X`` from ``x_t``, for several steps.
@@ -605,9 +573,8 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         X = validate_data(self, X, dtype=np.float32, reset=False)
         n_steps = self.alphas_cumprod_.shape[0]
         if t is None:
-            steps = np.unique(
-                np.r_[1, np.geomspace(1, n_steps, 10).round(), max(int(self.t), 1)]
-            ).astype(int)
+            steps = np.r_[1, np.geomspace(1, n_steps, 10).round(), max(int(self.t), 1)]
+            steps = np.unique(steps).astype(int)
         else:
             steps = np.atleast_1d(np.asarray(t))
             if steps.ndim != 1 or not np.issubdtype(steps.dtype, np.integer):
@@ -616,13 +583,11 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
                 raise ValueError(f"Every step in t must lie in 1 .. {n_steps}, got {t!r}.")
         if isinstance(n_draws, bool) or not isinstance(n_draws, numbers.Integral) or n_draws < 1:
             raise ValueError(f"n_draws must be an integer >= 1, got {n_draws!r}.")
-        gen = torch.Generator().manual_seed(
-            _derived_seed(_base_seed(self.random_state), _ERROR)
-        )
+        gen = torch.Generator().manual_seed(_derived_seed(_base_seed(self.random_state), _ERROR))
         x0 = torch.from_numpy(np.ascontiguousarray(X)).repeat(int(n_draws), 1)
         ab = torch.from_numpy(self.alphas_cumprod_)
         res = {k: np.empty(len(steps)) for k in ("denoised", "noisy", "denoised_std", "noisy_std")}
-        with torch.no_grad():
+        with torch.no_grad(), _single_thread(torch.device("cpu")):
             for i, s in enumerate(steps):
                 a = float(ab[s - 1])
                 eps = torch.randn(x0.shape, generator=gen)

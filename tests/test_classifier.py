@@ -16,6 +16,7 @@ from sklearn.datasets import make_blobs, make_classification
 from sklearn.utils.class_weight import compute_class_weight
 
 from sknnmfdiff.nn._cnn import CNN1d, _n_parameters
+from sknnmfdiff import classifier as classifier_module
 from sknnmfdiff.classifier import NoValidationSplitWarning, SkorchCNNClassifier
 
 FAST = dict(max_epochs=5, lr=0.05, random_state=0)
@@ -318,3 +319,131 @@ def test_epoch_table_goes_to_logger_not_stdout(verbose, level, caplog, capsys):
     assert table == [level]
     assert not any("\x1b[" in m for m, _ in msgs)
     assert capsys.readouterr().out == ""
+
+
+# ------------------------------------------------------------ threads and batches
+@pytest.fixture
+def two_threads():
+    """The caller runs torch on 2 intra-op threads (the test session uses 1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield 2
+    torch.set_num_threads(before)
+
+
+def _record_threads(monkeypatch, fail_after=None):
+    """Patch CNN1d.forward to record torch's thread count (and to raise on call n)."""
+    seen = []
+    forward = CNN1d.forward
+
+    def spy(self, x):
+        seen.append(torch.get_num_threads())
+        if fail_after is not None and len(seen) > fail_after:
+            raise RuntimeError("injected failure")
+        return forward(self, x)
+
+    monkeypatch.setattr(CNN1d, "forward", spy)
+    return seen
+
+
+def test_one_thread_inside_fit_and_predict_restored_after(two_threads, monkeypatch):
+    X, y = _easy(n=200)
+    seen = _record_threads(monkeypatch)
+    clf = SkorchCNNClassifier(**FAST).fit(X, y)
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == two_threads
+    seen.clear()
+    clf.predict_proba(X)
+    clf.decision_function(X)
+    clf.predict(X)
+    assert len(seen) >= 3 and set(seen) == {1}
+    assert torch.get_num_threads() == two_threads
+
+
+def test_thread_count_restored_after_an_exception(two_threads, monkeypatch):
+    X, y = _easy(n=200)
+    clf = SkorchCNNClassifier(**FAST).fit(X, y)
+    _record_threads(monkeypatch, fail_after=2)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        SkorchCNNClassifier(**FAST).fit(X, y)
+    assert torch.get_num_threads() == two_threads
+    _record_threads(monkeypatch, fail_after=0)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        clf.predict_proba(X)
+    assert torch.get_num_threads() == two_threads
+
+
+def test_weights_do_not_depend_on_the_callers_thread_count():
+    # Batches large enough for torch to split the kernels across threads.
+    X, y = _easy(n=600)
+    params = {**FAST, "batch_size": 256}
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = SkorchCNNClassifier(**params).fit(X, y).predict_proba(X)
+        torch.set_num_threads(2)
+        two = SkorchCNNClassifier(**params).fit(X, y).predict_proba(X)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"early_stopping": False, "batch_size": 50},
+        {"dropout": 0.5, "class_weight": "balanced"},
+    ],
+    ids=["early-stopping", "drop-last", "dropout"],
+)
+def test_batch_loader_trains_exactly_as_torchs_default_loader(params, monkeypatch):
+    # 301 samples: with batch_size=50 the last batch (1 sample) is dropped.
+    X, y = _easy(n=301)
+    params = {**FAST, "max_epochs": 8, **params}
+    fast = SkorchCNNClassifier(**params).fit(X, y)
+    assert fast.net_.iterator_train is classifier_module._batch_loader
+    monkeypatch.setattr(classifier_module, "_batch_loader", torch.utils.data.DataLoader)
+    default = SkorchCNNClassifier(**params).fit(X, y)
+    assert default.net_.iterator_train is torch.utils.data.DataLoader
+    np.testing.assert_array_equal(fast.predict_proba(X), default.predict_proba(X))
+    np.testing.assert_array_equal(
+        np.array(fast.history_[:, "train_loss"]), np.array(default.history_[:, "train_loss"])
+    )
+
+
+def test_batch_loader_batches_and_fallback():
+    from skorch.dataset import Dataset
+
+    X = np.arange(20, dtype=np.float32).reshape(10, 2)
+    y = np.arange(10)
+    batches = list(classifier_module._batch_loader(Dataset(X, y), batch_size=4))
+    assert [b[0].shape[0] for b in batches] == [4, 4, 2]
+    np.testing.assert_array_equal(torch.cat([b[0] for b in batches]).numpy(), X)
+    np.testing.assert_array_equal(torch.cat([b[1] for b in batches]).numpy(), y)
+    torch.manual_seed(0)
+    loader = classifier_module._batch_loader(Dataset(X, y), 4, shuffle=True, drop_last=True)
+    shuffled = list(loader)
+    assert [b[0].shape[0] for b in shuffled] == [4, 4]
+    rows = torch.cat([b[1] for b in shuffled]).numpy()
+    np.testing.assert_array_equal(torch.cat([b[0] for b in shuffled]).numpy(), X[rows])
+    (Xb, _), = classifier_module._batch_loader(Dataset(X, None), batch_size=10)
+    np.testing.assert_array_equal(Xb.numpy(), X)
+    X.setflags(write=False)  # not a plain writable array: torch's default loader
+    loader = classifier_module._batch_loader(Dataset(X, y), batch_size=4)
+    assert loader.batch_size == 4
+
+
+def test_epoch_table_not_built_when_nobody_logs_it():
+    X, y = _easy(n=100)
+    log = logging.getLogger("sknnmfdiff.classifier")
+    level = log.level
+    log.setLevel(logging.INFO)
+    try:
+        quiet = SkorchCNNClassifier(**FAST).fit(X, y)
+    finally:
+        log.setLevel(level)
+    assert "print_log" not in dict(quiet.net_.callbacks_)
+    loud = SkorchCNNClassifier(**FAST, verbose=1).fit(X, y)
+    assert "print_log" in dict(loud.net_.callbacks_)
+    np.testing.assert_array_equal(quiet.predict_proba(X), loud.predict_proba(X))
