@@ -12,12 +12,15 @@ implicit differentiation on the active set lives in
 """
 
 import copy
+import operator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 __all__ = ["CompiledPipeline", "to_torch_module"]
 
@@ -31,6 +34,99 @@ class _Select(nn.Module):
 
     def forward(self, z):
         return z.index_select(1, self.index)
+
+
+#: Fewest denoiser rows of a batched pass worth splitting over worker threads.
+_PARALLEL_MIN_ROWS = 8192
+
+
+def _draw_chunks(n_draws, rows_per_draw, max_rows, n_workers):
+    """Split ``range(n_draws)`` into ``(lo, hi)`` chunks for :class:`_ThreadedDraws`.
+
+    A chunk holds at most ``max_rows`` denoiser rows (at least one draw). Work of
+    ``_PARALLEL_MIN_ROWS`` rows or more is split into at least ``n_workers``
+    chunks (one per worker); smaller work stays one chunk.
+    """
+    per_chunk = max(1, max_rows // max(1, rows_per_draw))
+    if n_workers > 1 and n_draws * rows_per_draw >= _PARALLEL_MIN_ROWS:
+        per_chunk = min(per_chunk, -(-n_draws // n_workers))
+    return [(lo, min(n_draws, lo + per_chunk)) for lo in range(0, n_draws, per_chunk)]
+
+
+def _on_workers(fn, n_workers):
+    """``[fn(w) for w in range(n_workers)]`` on fresh threads (or this one when 1),
+    with torch's intra-op thread count at 1 meanwhile (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if n_workers == 1:
+            return [fn(0)]
+        # A fresh pool: threads started now take the intra-op count of 1.
+        with ThreadPoolExecutor(n_workers) as pool:
+            return list(pool.map(fn, range(n_workers)))
+    finally:
+        torch.set_num_threads(threads)
+
+
+class _ThreadedDraws(torch.autograd.Function):
+    """Run the draw chunks of a batched head pass on single-threaded CPU workers.
+
+    ``forward(z, run, chunks, n_workers)`` returns
+    ``cat([run(z, lo, hi) for lo, hi in chunks])``. Every chunk runs with one
+    torch intra-op thread: on a small, shared machine the per-op barriers of
+    torch's intra-op threads stall (see ``sknnmfdiff.decomposition._BlockRunner``,
+    measured 8x slower on a loaded 2-core machine), and the tiny ops of a few
+    attacked samples gain nothing from them. The chunks are spread over
+    ``n_workers`` Python threads (fixed, interleaved assignment; torch releases
+    the GIL inside ops). Each chunk keeps its own graph, and ``backward`` replays
+    them on the same workers: the input gradient is that of the plain
+    computation, summed over chunks in a fixed order, so it does not depend on
+    ``n_workers`` beyond float rounding. Gradients reach ``z`` only (the compiled
+    module's weights are frozen); first order only. Sets torch's process-global
+    thread count while it runs (not for concurrent use from several Python
+    threads).
+    """
+
+    @staticmethod
+    def forward(ctx, z, run, chunks, n_workers):
+        need_grad = bool(ctx.needs_input_grad[0])
+        n_workers = max(1, min(len(chunks), int(n_workers)))
+
+        def work(w):
+            torch.set_num_threads(1)  # this thread's own OpenMP setting
+            parts = []
+            for lo, hi in chunks[w::n_workers]:
+                if need_grad:
+                    zc = z.detach().requires_grad_(True)
+                    with torch.enable_grad():
+                        parts.append((lo, hi, zc, run(zc, lo, hi)))
+                else:
+                    parts.append((lo, hi, None, run(z, lo, hi)))
+            return parts
+
+        per_worker = _on_workers(work, n_workers)
+        ctx.per_worker = per_worker if need_grad else None
+        parts = sorted((p for ps in per_worker for p in ps), key=lambda p: p[0])
+        return torch.cat([out.detach() for _, _, _, out in parts])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        per_worker, ctx.per_worker = ctx.per_worker, None  # the graphs are freed after
+
+        def work(w):
+            torch.set_num_threads(1)
+            acc = None
+            for lo, hi, zc, out in per_worker[w]:
+                (g,) = torch.autograd.grad(out, zc, grad_out[lo:hi])
+                acc = g if acc is None else acc + g
+            return acc
+
+        grads = [g for g in _on_workers(work, len(per_worker)) if g is not None]
+        total = grads[0]
+        for g in grads[1:]:
+            total = total + g
+        return total, None, None, None
 
 
 class CompiledPipeline(nn.Module):
@@ -60,7 +156,36 @@ class CompiledPipeline(nn.Module):
         True when a step draws noise on every call (the purifier with t > 0).
     classes_ : ndarray
         Class labels of the fitted classifier, in logit column order.
+    batch_draws : bool, default=True
+        Run the draws of :meth:`forward_draws` and :meth:`forward_seeded_draws`
+        as one batched pass. ``False`` gives the reference loop (one head call,
+        or one full call, per draw): the same noise and the same logits up to
+        float rounding, only slower; kept for benchmarks and tests.
+    max_rows : int, default=131072
+        Most denoiser rows (``draws * n_eot * N``) of one batched pass; larger
+        requests are chunked over draws (memory: about 1 kB per row without
+        gradient, a few kB with).
+    n_workers : int or None
+        CPU threads that run the chunks of a batched pass, each with one torch
+        intra-op thread (default: torch's intra-op thread count when the module
+        was built). Work under 8,192 denoiser rows runs on the calling thread,
+        also with one intra-op thread. Reads None while ``batch_draws`` is
+        False. An evaluator may run its own small tensor ops on one thread
+        when a module has workers (:mod:`sknnmfdiff.evaluation` does).
     """
+
+    batch_draws = True
+    max_rows = 131072
+
+    @property
+    def n_workers(self):
+        return self._n_workers if self.batch_draws else None
+
+    @n_workers.setter
+    def n_workers(self, value):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"n_workers must be an integer >= 1, got {value!r}.")
+        self._n_workers = value
 
     def __init__(self, feature_steps, head_steps, *, space, image_shape, n_classes, classes):
         super().__init__()
@@ -71,6 +196,7 @@ class CompiledPipeline(nn.Module):
         self.n_classes = int(n_classes)
         self.classes_ = np.asarray(classes)
         self.randomized = any(getattr(m, "randomized", False) for m in self.head_steps.values())
+        self.n_workers = max(1, torch.get_num_threads())
         self.eval()
 
     def pixel_features(self, x):
@@ -134,11 +260,26 @@ class CompiledPipeline(nn.Module):
         return self.head(self._input_features(x))
 
     def forward_draws(self, x, n_draws):
-        """Logits of ``n_draws`` noise draws of the same input.
+        """Logits of ``n_draws`` noise draws of the same input, in one batched pass.
 
-        Computes the deterministic front (NNLS projection, selection) once and
-        the randomized head (purifier, CNN) ``n_draws`` times, consuming the
-        noise generator exactly as ``n_draws`` calls of :meth:`forward` would.
+        The expectation over transformation (EOT; Athalye et al. 2018) of a
+        randomized defence needs many forward passes of the same input. Here the
+        deterministic front (NNLS projection, selection) runs once, and the
+        randomized head runs once over all draws: first the noise of every draw is
+        drawn, in the order ``n_draws`` calls of :meth:`forward` would draw it (draw
+        0's noise for every noise step, then draw 1's, ...; the generator ends where
+        those calls leave it), then one denoiser pass over
+        ``n_draws * n_eot * N`` rows and one CNN pass over ``n_draws * N`` rows
+        (the CNN's BatchNorm is in eval mode, so rows are independent). The noise
+        sequence is therefore the same as that of ``n_draws`` separate calls, and
+        the logits equal theirs up to float rounding of the larger kernels (about
+        1e-6). Passes are chunked over draws so that no pass exceeds
+        :attr:`max_rows` denoiser rows (a pass holds at least one draw); on the CPU
+        the chunks run on :attr:`n_workers` single-threaded worker threads.
+
+        With ``batch_draws=False`` (the reference loop) or a head whose noise steps
+        do not all come before its deterministic steps, the head is called
+        ``n_draws`` times instead (same noise, same logits).
 
         Parameters
         ----------
@@ -150,9 +291,135 @@ class CompiledPipeline(nn.Module):
         Returns
         -------
         logits : torch.Tensor of shape (n_draws, N, n_classes), float32
+            Differentiable in ``x``.
+
+        Raises
+        ------
+        ValueError
+            If ``n_draws < 1``.
+
+        References
+        ----------
+        A. Athalye, L. Engstrom, A. Ilyas and K. Kwok, "Synthesizing robust
+        adversarial examples", ICML 2018 (expectation over transformation).
         """
+        n_draws = int(n_draws)
+        if n_draws < 1:
+            raise ValueError(f"n_draws must be >= 1, got {n_draws}.")
         z = self._input_features(x)
-        return torch.stack([self.head(z) for _ in range(int(n_draws))])
+        if not self._batchable():
+            return torch.stack([self.head(z) for _ in range(n_draws)])
+        return self._head_draws(z, n_draws, None)
+
+    def forward_seeded_draws(self, x, seeds):
+        """Logits of one draw per seed, each draw as if alone after ``manual_seed``.
+
+        Draw ``d`` equals ``self.manual_seed(seeds[d]); self(x)``: its noise depends
+        only on ``seeds[d]``, never on the other draws, the batch or its size. All
+        draws run as one batched pass (see :meth:`forward_draws`): the noise of every
+        draw is drawn first, in the order of ``seeds`` (rewinding every generator to
+        ``seeds[d]`` before draw ``d``'s noise), then the front runs once, the
+        denoiser once over ``len(seeds) * n_eot * N`` rows and the CNN once over
+        ``len(seeds) * N`` rows (chunked over draws by :attr:`max_rows`). Afterwards
+        the generators stand where the last of those calls leaves them.
+
+        With ``batch_draws=False`` it is the reference loop: for every seed, rewind
+        and call :meth:`forward` (front included).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Input as for :meth:`forward`.
+        seeds : sequence of int
+            One non-negative seed per draw (at least one).
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (len(seeds), N, n_classes), float32
+            Equal to the loop's logits up to float rounding (about 1e-6).
+
+        Raises
+        ------
+        ValueError
+            If ``seeds`` is empty or holds a negative or non-integer seed.
+        """
+        try:
+            seeds = [operator.index(s) for s in seeds]
+        except TypeError:
+            seeds = None
+        if not seeds or min(seeds) < 0:
+            raise ValueError("seeds must be a sequence of one or more non-negative integers.")
+        if not self.batch_draws:
+            out = []
+            for s in seeds:
+                self.manual_seed(s)
+                out.append(self(x))
+            return torch.stack(out)
+        z = self._input_features(x)
+        if not self._batchable():
+            out = []
+            for s in seeds:
+                self.manual_seed(s)
+                out.append(self.head(z))
+            return torch.stack(out)
+        return self._head_draws(z, len(seeds), seeds)
+
+    def _noise_steps(self):
+        """Indices of the head steps that draw noise (a purifier with ``t > 0``)."""
+        return [
+            i for i, m in enumerate(self.head_steps.values())
+            if getattr(m, "randomized", False) and hasattr(m, "purify_draws")
+            and hasattr(m, "draw_noise")
+        ]
+
+    def _batchable(self):
+        """Whether the head can run all draws in one pass: batching is on and every
+        noise step comes before every deterministic step (so all noise can be drawn
+        first, at the input width)."""
+        if not getattr(self, "batch_draws", True):
+            return False
+        steps = list(self.head_steps.values())
+        noisy = self._noise_steps()
+        if any(getattr(m, "randomized", False) for i, m in enumerate(steps) if i not in noisy):
+            return False  # a randomized step we cannot batch
+        return noisy == list(range(len(noisy)))
+
+    def _head_draws(self, z, n_draws, seeds):
+        """(n_draws, N, n_classes) logits of the head: all noise first, then one pass."""
+        steps = list(self.head_steps.values())
+        noisy = self._noise_steps()
+        n, k = z.shape
+        if not noisy:  # deterministic head: every draw is the same
+            return self.head(z).unsqueeze(0).expand(n_draws, n, -1)
+        eps = {i: [] for i in noisy}
+        for d in range(n_draws):
+            if seeds is not None:
+                self.manual_seed(seeds[d])
+            for i in noisy:
+                eps[i].append(steps[i].draw_noise(k, device=z.device, dtype=z.dtype))
+        eps = {i: torch.stack(e) for i, e in eps.items()}  # (n_draws, n_eot, 1, k)
+        tail = steps[len(noisy):]
+
+        def run(zc, lo, hi):
+            h = zc
+            for i in noisy:
+                h = steps[i].purify_draws(h, eps[i][lo:hi])
+            h = h.reshape((hi - lo) * n, k)
+            for m in tail:
+                h = m(h)
+            return h.reshape(hi - lo, n, -1)
+
+        per_draw = n * max(int(steps[i].n_eot) for i in noisy)
+        params_grad = any(p.requires_grad for p in self.head_steps.parameters())
+        if z.device.type != "cpu" or params_grad:
+            # CUDA (its own parallelism) or trainable weights (the threaded pass
+            # gives the input gradient only): plain chunks on this thread.
+            chunk = max(1, int(self.max_rows) // max(1, per_draw))
+            out = [run(z, lo, min(n_draws, lo + chunk)) for lo in range(0, n_draws, chunk)]
+            return out[0] if len(out) == 1 else torch.cat(out)
+        workers = self.n_workers or 1
+        chunks = _draw_chunks(n_draws, per_draw, int(self.max_rows), workers)
+        return _ThreadedDraws.apply(z, run, chunks, workers)
 
     def without_purifier(self):
         """The same module without its purifier: the bare CNN on the features.
@@ -167,10 +434,13 @@ class CompiledPipeline(nn.Module):
         from .nn import FeaturePurifier
 
         head = [(n, m) for n, m in self.head_steps.items() if not isinstance(m, FeaturePurifier)]
-        return CompiledPipeline(
+        bare = CompiledPipeline(
             list(self.feature_steps.items()), head, space=self.space,
             image_shape=self.image_shape, n_classes=self.n_classes, classes=self.classes_,
         )
+        bare.batch_draws, bare.max_rows, bare._n_workers = (
+            self.batch_draws, self.max_rows, self._n_workers)
+        return bare
 
     def manual_seed(self, seed):
         """Rewind every noise generator inside the module to ``seed``.
@@ -231,6 +501,24 @@ def _compile_transform_step(name, est, device):
         "selector (SelectorMixin, e.g. StatSelector), DiffusionPurifier, "
         "'passthrough', and a final SkorchCNNClassifier."
     )
+
+
+def _drop_identity_pooling(cnn):
+    """Replace, in the CNN's copy, an ``AdaptiveAvgPool1d`` that keeps the length.
+
+    :class:`~sknnmfdiff.nn.CNN1d` pools to ``min(k, pooled_length)`` positions, so
+    for ``k <= pooled_length`` its pooling averages windows of one position: the
+    identity, exactly (bit for bit), yet it took about 8 % of an attack step. Any
+    other module is returned unchanged.
+    """
+    from .nn import CNN1d
+
+    if isinstance(cnn, CNN1d):  # its convolutions keep the length (kernel 3, padding 1)
+        length = cnn.n_features
+        for i, m in enumerate(cnn.features):
+            if isinstance(m, nn.AdaptiveAvgPool1d) and m.output_size in (length, (length,)):
+                cnn.features[i] = nn.Identity()
+    return cnn
 
 
 def to_torch_module(pipeline, *, device=None, space="pixel", image_shape=None):
@@ -305,7 +593,7 @@ def to_torch_module(pipeline, *, device=None, space="pixel", image_shape=None):
             f"{type(clf).__name__}: it must be a SkorchCNNClassifier."
         )
     check_is_fitted(clf)
-    cnn = copy.deepcopy(clf.net_.module_).to(dev).float().eval()
+    cnn = _drop_identity_pooling(copy.deepcopy(clf.net_.module_)).to(dev).float().eval()
     head_steps.append((name, cnn))
     n_features_in = getattr(pipeline.steps[0][1], "n_features_in_", None)
     if image_shape is None and n_features_in is not None:

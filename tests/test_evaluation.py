@@ -522,3 +522,95 @@ def test_summary_names_skipped_checks_and_warns_when_nothing_moved():
     assert "changed no input" in line
     checks[0]["value"] = 0.1
     assert "changed no input" not in rep.summary()
+
+
+# ------------------------------------------------ batched draws and shared work
+
+
+class SeededDrawsModel(LinearModel):
+    """A randomized linear model that scores all draws of a batch in one call."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seeded_calls = []
+
+    def forward_seeded_draws(self, x, seeds):
+        self.seeded_calls.append((int(x.shape[0]), len(seeds)))
+        out = []
+        for s in seeds:  # the reference semantics: rewind, one call per draw
+            self.manual_seed(s)
+            out.append(self(x))
+        return torch.stack(out)
+
+
+def test_predict_proba_draws_uses_forward_seeded_draws():
+    X, y, w, b = make_linear_task(n=25, seed=6)
+    plain = predict_proba_draws(LinearModel(w, b, noise_std=0.2), X, n_draws=6, batch_size=10)
+    model = SeededDrawsModel(w, b, noise_std=0.2)
+    batched = predict_proba_draws(model, X, n_draws=6, batch_size=10)
+    assert model.seeded_calls == [(10, 6), (10, 6), (5, 6)]  # one call per batch, all draws
+    np.testing.assert_allclose(batched, plain, rtol=0, atol=1e-12)
+
+
+def test_eps_zero_grid_reuses_the_clean_scores():
+    X, y, w, b = make_linear_task(n=30, seed=2)
+    model = LinearModel(w, b, noise_std=0.1, seed=1)
+    rep = evaluate_robustness(model, X, y, eps=0.03, protocol="adaptive", n_draws=16,
+                              eps_grid=(0.0,), n_eot=4, square_n_eot=2, progress=False, **FAST)
+    (zero,) = [g for g in rep.eps_grid if g["eps"] == 0.0]
+    assert zero["identical_inputs"] is True and zero["clean_scores_reused"] is True
+    clean = rep.clean["mean_probability"]
+    assert zero["accuracy"] == clean["accuracy"] and zero["accuracy_ci"] == clean["accuracy_ci"]
+    # Scoring the unchanged inputs afresh gives the same figure: the reuse is exact.
+    again = score(model, X, y, n_draws=16)["rules"]["mean_probability"]
+    assert again["accuracy"] == clean["accuracy"]
+
+
+def test_transfer_attack_reused_for_an_identical_second_call(monkeypatch):
+    from sknnmfdiff.evaluation import _attack_checks, check_transfer
+
+    X, y, w, b = make_linear_task(n=20, seed=3)
+    calls = []
+    real = _attack_checks.run_attack
+    monkeypatch.setattr(_attack_checks, "run_attack",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(_attack_checks, "_TRANSFER_CACHE", type(_attack_checks._TRANSFER_CACHE)())
+    kw = dict(robust_accuracy=0.1, eps=0.03, n_draws=8)
+    defended, bare = LinearModel(w, b, noise_std=0.1), LinearModel(w, b)
+    first = check_transfer(defended, bare, torch.from_numpy(X), torch.from_numpy(y), **kw)
+    second = check_transfer(defended, bare, torch.from_numpy(X), torch.from_numpy(y), **kw)
+    assert len(calls) == 1 and first == second
+    # Another budget, other inputs or another bare model are attacked afresh.
+    check_transfer(defended, bare, torch.from_numpy(X), torch.from_numpy(y), **{**kw, "eps": 0.05})
+    check_transfer(defended, LinearModel(w, b + 0.5), torch.from_numpy(X), torch.from_numpy(y), **kw)
+    assert len(calls) == 3
+
+
+class ThreadRecordingModel(LinearModel):
+    """Records torch's intra-op thread count in every forward call."""
+
+    n_workers = 2
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.threads = []
+
+    def forward(self, x):
+        self.threads.append(torch.get_num_threads())
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("n_workers", [2, None])
+def test_small_attack_ops_run_on_one_thread_when_the_module_has_workers(n_workers):
+    X, y, w, b = make_linear_task(n=20, seed=5)
+    model = ThreadRecordingModel(w, b, noise_std=0.05)
+    model.n_workers = n_workers
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_attack(model, X, y, eps=0.03, protocol="adaptive", n_eot=2, square_n_eot=2,
+                   progress=False, **FAST)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert model.threads and set(model.threads) == ({1} if n_workers else {2})

@@ -387,3 +387,118 @@ def test_fit_on_cuda_keeps_denoiser_on_cpu():
 
 
 # ------------------------------------------------------------------ sklearn checks
+
+
+# ------------------------------------------------------------------------ threads
+def _record_threads(monkeypatch, fail_after=None):
+    """Patch DenoiserMLP.forward to record torch's thread count (and to raise on call n)."""
+    seen = []
+    forward = DenoiserMLP.forward
+
+    def spy(self, x_t, t):
+        seen.append(torch.get_num_threads())
+        if fail_after is not None and len(seen) > fail_after:
+            raise RuntimeError("injected failure")
+        return forward(self, x_t, t)
+
+    monkeypatch.setattr(DenoiserMLP, "forward", spy)
+    return seen
+
+
+@pytest.fixture
+def two_threads():
+    """The caller runs torch on 2 intra-op threads (the test session uses 1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield 2
+    torch.set_num_threads(before)
+
+
+def test_one_thread_inside_fit_and_transform_restored_after(two_threads, monkeypatch):
+    X = _features(100)
+    seen = _record_threads(monkeypatch)
+    pur = DiffusionPurifier(**FAST, random_state=0).fit(X)
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == two_threads
+    for call in (pur.transform, pur.fit_transform, pur.denoising_error):
+        seen.clear()
+        call(X)
+        assert seen and set(seen) == {1}, call.__name__
+        assert torch.get_num_threads() == two_threads
+
+
+@pytest.mark.parametrize("method", ["fit", "transform", "fit_transform"])
+def test_thread_count_restored_after_an_exception(method, two_threads, monkeypatch):
+    X = _features(100)
+    pur = DiffusionPurifier(**FAST, random_state=0).fit(X)
+    _record_threads(monkeypatch, fail_after=0 if method == "transform" else 2)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        getattr(pur, method)(X)
+    assert torch.get_num_threads() == two_threads
+
+
+def test_fit_does_not_depend_on_the_callers_thread_count():
+    X = _features(300)
+    params = {**FAST, "hidden": 128, "max_epochs": 5, "random_state": 0}
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = DiffusionPurifier(**params).fit(X)
+        torch.set_num_threads(2)
+        two = DiffusionPurifier(**params).fit(X)
+        two_out = two.transform(X), two.fit_transform(X)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(one.loss_curve_, two.loss_curve_)
+    np.testing.assert_array_equal(one.transform(X), two_out[0])
+    np.testing.assert_array_equal(one.fit_transform(X), two_out[1])
+
+
+# ------------------------------------------------- FeaturePurifier: batched draws
+
+
+def test_purify_draws_equals_one_call_per_draw():
+    """One denoiser pass over n_draws * n_eot * N rows equals n_draws calls."""
+    z = torch.from_numpy(_features(13))
+    pur = _purifier(n_eot=4)
+    eps = torch.stack([pur.draw_noise(6) for _ in range(5)])  # (5, 4, 1, 6)
+    batched = pur.purify_draws(z, eps)
+    assert batched.shape == (5, 13, 6)
+    loop = torch.stack([pur.purify_with_noise(z, e) for e in eps])
+    torch.testing.assert_close(batched, loop, rtol=1e-5, atol=1e-6)
+    # The noise of draw d is what the d-th call of forward draws after seeding.
+    pur.manual_seed(0)
+    calls = torch.stack([pur(z) for _ in range(5)])
+    torch.testing.assert_close(batched, calls, rtol=1e-5, atol=1e-6)
+    # Per-draw features (n_draws, N, k) and per-row noise (R = N) work as well.
+    zd = torch.rand(5, 13, 6)
+    eps_rows = torch.randn(5, 4, 13, 6)
+    loop = torch.stack([pur.purify_with_noise(zd[d], eps_rows[d]) for d in range(5)])
+    torch.testing.assert_close(pur.purify_draws(zd, eps_rows), loop, rtol=1e-5, atol=1e-6)
+
+
+def test_purify_draws_gradient_equals_the_loops():
+    z = torch.from_numpy(_features(7))
+    pur = _purifier(n_eot=4)
+    eps = torch.stack([pur.draw_noise(6) for _ in range(3)])
+    w = torch.randn(3, 7, 6)
+    grads = []
+    for batched in (True, False):
+        zg = z.clone().requires_grad_(True)
+        out = pur.purify_draws(zg, eps) if batched else torch.stack(
+            [pur.purify_with_noise(zg, e) for e in eps])
+        (g,) = torch.autograd.grad((out * w).sum(), zg)
+        grads.append(g)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+
+
+def test_purify_draws_t0_and_errors():
+    z = torch.rand(4, 6)
+    pur0 = _purifier(t=0, n_eot=2)
+    out = pur0.purify_draws(z, torch.zeros(3, 2, 1, 6))
+    assert out.shape == (3, 4, 6) and torch.equal(out[1], z)
+    pur = _purifier(n_eot=2)
+    with pytest.raises(ValueError, match="eps must have shape"):
+        pur.purify_draws(z, torch.zeros(3, 4, 1, 6))  # n_eot mismatch
+    with pytest.raises(ValueError, match="z must have shape"):
+        pur.purify_draws(z[0], torch.zeros(3, 2, 1, 6))

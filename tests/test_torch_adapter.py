@@ -172,3 +172,128 @@ def test_evaluation_reports_transfer_check(fitted):
     (check,) = [c for c in rep.checks if c["name"] == "whitebox_at_least_as_strong_as_transfer"]
     assert check["passed"] in (True, False) and 0.0 <= check["value"] <= 1.0
     assert check["details"]["proxy"] == "pipeline without purifier"
+
+
+# ------------------------------------------------------------- batched EOT draws
+
+
+def _count_calls(step):
+    """A list that receives the batch size of every forward call of ``step``."""
+    calls = []
+    step.register_forward_hook(lambda m, inp, out: calls.append(int(inp[0].shape[0])))
+    return calls
+
+
+def _loop_seeded(module, x, seeds):
+    """The reference: rewind, one call per draw."""
+    out = []
+    for s in seeds:
+        module.manual_seed(s)
+        out.append(module(x))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("space", ["pixel", "feature"])
+def test_seeded_draws_batched_equal_the_loop(fitted, space):
+    Xte, _, _, deff = fitted
+    module = to_torch_module(deff, device="cpu", space=space)
+    x = _images(Xte[:11])
+    if space == "feature":
+        x = module.features(x)  # (N, 1, 1, k) features of the images
+    seeds = [5, 17, 5, 2**31 - 1]
+    with torch.no_grad():
+        batched = module.forward_seeded_draws(x, seeds)
+        loop = _loop_seeded(module, x, seeds)
+        module.batch_draws = False
+        reference = module.forward_seeded_draws(x, seeds)
+    assert batched.shape == (4, 11, 2)
+    torch.testing.assert_close(batched, loop, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(reference, loop, rtol=0, atol=0)
+    torch.testing.assert_close(batched[0], batched[2])  # the same seed, the same draw
+    with pytest.raises(ValueError, match="seeds"):
+        module.forward_seeded_draws(x, [])
+
+
+def test_forward_draws_leaves_the_generator_where_the_calls_would(fitted):
+    Xte, _, _, deff = fitted
+    module = to_torch_module(deff, device="cpu")
+    x = _images(Xte[:6])
+    module.manual_seed(9)
+    with torch.no_grad():
+        module.forward_draws(x, 5)
+        after_batched = module(x)
+        module.manual_seed(9)
+        for _ in range(5):
+            module(x)
+        after_calls = module(x)
+    torch.testing.assert_close(after_batched, after_calls)
+
+
+def test_predict_proba_draws_batched_equals_loop_and_ignores_batch_size(fitted):
+    from sknnmfdiff.evaluation import predict_proba_draws
+
+    Xte, _, _, deff = fitted
+    module = to_torch_module(deff, device="cpu")
+    x = _images(Xte[:23])
+    module.max_rows = 700  # several chunks of draws per pass
+    cnn_calls = _count_calls(module.head_steps["clf"])
+    runs = {}
+    for bs in (1, 7, 250):
+        cnn_calls.clear()
+        runs[bs] = predict_proba_draws(module, x, n_draws=12, batch_size=bs, random_state=4)
+    # batch 250: 23 rows * 8 EOT draws = 184 denoiser rows a draw, so 3 draws a pass
+    assert cnn_calls == [3 * 23] * 4
+    module.batch_draws = False
+    loop = predict_proba_draws(module, x, n_draws=12, batch_size=7, random_state=4)
+    assert loop.shape == (12, 23, 2)
+    for bs, proba in runs.items():
+        np.testing.assert_allclose(proba, loop, rtol=0, atol=1e-6, err_msg=f"batch_size={bs}")
+    assert not np.allclose(loop[0], loop[1])  # the draws differ
+
+
+@pytest.mark.parametrize("space", ["pixel", "feature"])
+@pytest.mark.parametrize("n_workers, max_rows, n_passes", [
+    (1, 131072, 1),  # one pass over 32 draws * 8 EOT draws * 40 rows
+    (2, 131072, 2),  # 10,240 rows: split over two worker threads
+    (2, 300, 32),  # one draw a pass, passes interleaved over two workers
+])
+def test_mean_probability_gradient_batched_equals_loop(fitted, space, n_workers, max_rows,
+                                                       n_passes):
+    from sknnmfdiff.evaluation import MeanProbabilityLogits
+
+    Xte, yte, _, deff = fitted
+    module = to_torch_module(deff, device="cpu", space=space)
+    x = _images(Xte[:40])
+    if space == "feature":
+        x = module.features(x)
+    y = torch.as_tensor(np.searchsorted(deff.classes_, yte[:40]))
+    wrapper = MeanProbabilityLogits(module, n_draws=32)
+
+    def value_and_grad():
+        module.manual_seed(3)
+        xg = x.clone().requires_grad_(True)
+        out = wrapper(xg)
+        (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(out, y), xg)
+        return out.detach(), g
+
+    module.n_workers, module.max_rows = n_workers, max_rows
+    cnn_calls = _count_calls(module.head_steps["clf"])
+    out, grad = value_and_grad()
+    assert len(cnn_calls) == n_passes and sum(cnn_calls) == 32 * 40
+    module.batch_draws = False
+    ref_out, ref_grad = value_and_grad()
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
+    scale = float(ref_grad.abs().max())
+    assert scale > 0
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-5 * scale)
+    assert torch.get_num_threads() == 1  # restored (the test session runs one thread)
+
+
+def test_n_workers_validated_and_none_in_reference_mode(fitted):
+    _, _, _, deff = fitted
+    module = to_torch_module(deff, device="cpu")
+    assert module.n_workers == torch.get_num_threads()
+    module.batch_draws = False
+    assert module.n_workers is None
+    with pytest.raises(ValueError, match="n_workers"):
+        module.n_workers = 0

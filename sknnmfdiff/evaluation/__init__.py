@@ -20,6 +20,22 @@ Optional module attributes the evaluator uses when present:
 ``features(x_pixels)`` : method
     For ``space="feature"``: maps pixels ``(N, 1, H, W)`` to the module's input
     ``(N, 1, 1, k)`` (provided by the torch adapter).
+``forward_draws(x, n)`` : method
+    Logits ``(n, N, n_classes)`` of ``n`` draws of the same input, with the noise
+    sequence of ``n`` calls; :class:`MeanProbabilityLogits` (the EOT wrapper of
+    the adaptive attack) uses it instead of ``n`` calls.
+``forward_seeded_draws(x, seeds)`` : method
+    Logits ``(len(seeds), N, n_classes)``, draw ``d`` as ``manual_seed(seeds[d])``
+    then a call would give it; :func:`predict_proba_draws` scores all its draws
+    of a batch with one call of it instead of one call per draw.
+``n_workers`` : int
+    The module runs its heavy passes on worker threads of its own; the
+    evaluator then runs its own small tensor ops (those of a few attacked
+    samples) on one torch intra-op thread, which on a shared machine avoids the
+    stalls of intra-op thread barriers.
+
+The torch adapter provides all of these; a module without them is evaluated the
+same way, one call per draw.
 
 Two attack protocols are offered:
 

@@ -9,7 +9,14 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from ._common import _check_inputs, _guard_global_state, _module_device, _reseed, _seed_int
+from ._common import (
+    _check_inputs,
+    _guard_global_state,
+    _module_device,
+    _reseed,
+    _seed_int,
+    _small_ops,
+)
 from ._wrappers import MeanProbabilityLogits, _GradientSafe
 
 _log = logging.getLogger(__name__)
@@ -173,13 +180,15 @@ def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None):
     """Attack one batch; returns (x_adv, broken_by list, stage counts).
 
     ``on_stage(attack, restart, n_left)`` is called before every stage (progress).
+    Runs with one torch intra-op thread when the module has worker threads of its
+    own (see ``_common._small_ops``).
     """
     paper = cfg["protocol"] == "paper"
     judge = module if paper else MeanProbabilityLogits(module, cfg["n_eot"])
     n = xb.shape[0]
     broken_by = [""] * n
     counts = {}
-    with _guard_global_state(device), _autoattack_logging():
+    with _guard_global_state(device), _autoattack_logging(), _small_ops(module):
         torch.manual_seed(seed)
         _reseed(module, seed)
         adversary = _make_adversary(module, cfg, seed, device)

@@ -16,6 +16,7 @@ from ._common import (
     _module_device,
     _reseed,
     _seed_int,
+    _small_ops,
     _to_tensor,
 )
 
@@ -110,7 +111,7 @@ def check_gradients(module, x, y, *, n_fd_samples=3, n_directions=4, h=1e-3, bat
     xt, yt = _check_inputs(x, y, device=dev)
     seed = _seed_int(random_state, 104729)
     norms = []
-    with _guard_global_state(dev):
+    with _guard_global_state(dev), _small_ops(module):
         for lo in range(0, xt.shape[0], batch_size):
             xb = xt[lo : lo + batch_size].clone().requires_grad_(True)
             _reseed(module, seed)
@@ -215,7 +216,7 @@ def check_batch_invariance(module, x, *, batch_sizes=(1, 7, 250), n_samples=30, 
     xt = _to_tensor(x, "x", device=dev).to(torch.float32)[:n_samples]
     seed = _seed_int(random_state, 15485863)
     outs = {}
-    with _guard_global_state(dev), torch.no_grad():
+    with _guard_global_state(dev), torch.no_grad(), _small_ops(module):
         for bs in batch_sizes:
             parts = []
             for lo in range(0, xt.shape[0], bs):

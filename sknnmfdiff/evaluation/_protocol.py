@@ -16,7 +16,7 @@ from ._attack import run_attack
 from ._attack_checks import check_transfer
 from ._autoattack import autoattack_flags
 from ._check_result import _safe_check
-from ._common import SPACES, _check_inputs, _module_device, _to_tensor
+from ._common import SPACES, _check_inputs, _module_device, _small_ops, _to_tensor
 from ._report import RobustnessReport
 from ._sanity import run_sanity_checks
 from ._scoring import score
@@ -64,8 +64,10 @@ def _check_options(space, attack_kwargs):
 def _timed(timings, name):
     """Store the wall time of the block in ``timings[name]`` (seconds)."""
     t0 = time.perf_counter()
-    yield
-    timings[name] = time.perf_counter() - t0
+    try:
+        yield
+    finally:
+        timings[name] = time.perf_counter() - t0
 
 
 def _as_module(model, y, space, device):
@@ -98,12 +100,14 @@ def _as_module(model, y, space, device):
 
 def _sanity_checks(module, xt, yt, x_adv, *, cfg, clean_s, rob_s, details, eps, norm, eps_grid,
                    grid_attack_kwargs, n_draws, n_fd_samples, plateau, batch_size, random_state,
-                   device):
+                   device, parts):
     """AutoAttack's flags, the checklist's checks and, for a randomized model with a bare
-    classifier, white-box against transfer; returns ``(flags, checks, eps_grid)``."""
+    classifier, white-box against transfer; returns ``(flags, checks, eps_grid)``. The
+    seconds of each part are added to ``parts``."""
     try:
-        flags = autoattack_flags(module, xt, yt, batch_size=batch_size, attacks=cfg["attacks"],
-                                 device=device)
+        with _timed(parts, "autoattack_flags"), _small_ops(module):
+            flags = autoattack_flags(module, xt, yt, batch_size=batch_size,
+                                     attacks=cfg["attacks"], device=device)
     except Exception as exc:  # noqa: BLE001
         _log.warning("AutoAttack flag checks raised %s", exc)
         flags = None
@@ -111,15 +115,15 @@ def _sanity_checks(module, xt, yt, x_adv, *, cfg, clean_s, rob_s, details, eps, 
         module, xt, yt, x_adv, cfg=cfg, clean_scores=clean_s, robust_scores=rob_s, flags=flags,
         eps_grid=eps_grid, grid_attack_kwargs=grid_attack_kwargs, n_draws=n_draws,
         n_fd_samples=n_fd_samples, attack_counts=details["counts"], plateau=plateau,
-        batch_size=batch_size,
-        random_state=random_state, device=device)
+        batch_size=batch_size, random_state=random_state, device=device, timings=parts)
     bare_fn = getattr(module, "without_purifier", None)
     if cfg.get("randomized") and bare_fn is not None:
-        check_list.append(_safe_check(
-            "whitebox_at_least_as_strong_as_transfer", check_transfer, module, bare_fn(),
-            xt, yt, robust_accuracy=rob_s["rules"]["mean_probability"]["accuracy"], eps=eps,
-            norm=norm, n_draws=n_draws, batch_size=batch_size, random_state=random_state,
-            device=device))
+        with _timed(parts, "transfer"):
+            check_list.append(_safe_check(
+                "whitebox_at_least_as_strong_as_transfer", check_transfer, module, bare_fn(),
+                xt, yt, robust_accuracy=rob_s["rules"]["mean_probability"]["accuracy"], eps=eps,
+                norm=norm, n_draws=n_draws, batch_size=batch_size, random_state=random_state,
+                device=device))
     return flags, check_list, grid
 
 
@@ -245,7 +249,8 @@ def evaluate_robustness(
                 module, xt, yt, x_adv, cfg=cfg, clean_s=clean_s, rob_s=rob_s, details=details,
                 eps=eps, norm=norm, eps_grid=eps_grid, grid_attack_kwargs=grid_attack_kwargs,
                 n_draws=n_draws, n_fd_samples=n_fd_samples, plateau=plateau,
-                batch_size=batch_size, random_state=random_state, device=dev)
+                batch_size=batch_size, random_state=random_state, device=dev,
+                parts=timings.setdefault("checks_parts", {}))
     timings["total"] = time.perf_counter() - t_start
     timings["attack_batches"] = details["batch_seconds"]
 

@@ -36,8 +36,11 @@ class RobustnessReport:
         ``details``, ``status``), in the order of :func:`run_sanity_checks`.
     timings : dict
         Wall-clock seconds per phase (``attack``, ``clean_scoring``,
-        ``robust_scoring``, ``checks``, ``total``) and ``attack_batches``, the
-        list of seconds per attacked batch.
+        ``robust_scoring``, ``checks``, ``total``), ``attack_batches``, the
+        list of seconds per attacked batch, and ``checks_parts``, the seconds
+        of each part of the checks (``autoattack_flags``, ``eps_grid``,
+        ``gradients``, ``random_noise``, ``plateau``, ``batch_invariance``,
+        ``transfer``; those that ran).
     per_sample : dict
         ``y`` (class indices, shape ``(N,)``), ``clean_correct`` and
         ``robust_correct`` (rule -> bools of shape ``(N,)``) and ``broken_by``

@@ -3,7 +3,9 @@ the baseline checks across two."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 
 import numpy as np
 
@@ -23,10 +25,71 @@ from ._scoring import score
 _log = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
+def _part(timings, name):
+    """Add the wall time of the block to ``timings[name]`` (seconds) when given."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+def _eps_grid_checks(module, x, y, *, cfg, clean_scores, rob_m, eps_grid, grid_attack_kwargs,
+                     n_draws, batch_size, random_state, device):
+    """Attack and score every grid eps (the main one reuses the main result); returns
+    the three grid checks (items 2 and 3) and the grid rows."""
+    eps, norm = cfg["eps"], cfg["norm"]
+    clean_m = clean_scores["rules"]["mean_probability"]
+    grid = []
+    attack_kwargs = {
+        "n_eot": cfg["n_eot"], "n_restarts": cfg["apgd_n_restarts"], "n_iter": cfg["apgd_n_iter"],
+        "square_queries": cfg["square_queries"], "square_n_eot": cfg["square_n_eot"],
+        "eot_batch": cfg["eot_batch"],
+    }
+    attack_kwargs.update(grid_attack_kwargs or {})
+    for e in sorted(set(float(v) for v in eps_grid) | {eps}):
+        try:
+            if e == eps:
+                acc, ci, same, reused = rob_m["accuracy"], rob_m["accuracy_ci"], None, False
+            else:
+                xa = run_attack(module, x, y, eps=e, norm=norm, protocol=cfg["protocol"],
+                                batch_size=batch_size, random_state=random_state, device=device,
+                                progress=False, **attack_kwargs)
+                same = bool(np.array_equal(np.asarray(_to_tensor(xa, "x").cpu()),
+                                           np.asarray(_to_tensor(x, "x").float().cpu())))
+                reused = same and clean_scores.get("n_draws") == n_draws
+                if reused:
+                    # The attack left the inputs as they were: scoring them with the
+                    # same draws gives the clean scores, bit for bit.
+                    m = clean_m
+                else:
+                    m = score(module, xa, y, n_draws=n_draws, batch_size=batch_size,
+                              random_state=random_state, device=device)["rules"]["mean_probability"]
+                acc, ci = m["accuracy"], m["accuracy_ci"]
+            row = {"eps": e, "accuracy": acc, "accuracy_ci": ci, "identical_inputs": same}
+            if reused:
+                row["clean_scores_reused"] = True
+            grid.append(row)
+        except Exception as exc:  # noqa: BLE001
+            _log.warning("eps-grid attack at eps=%s failed: %s", e, exc)
+            grid.append({"eps": e, "accuracy": float("nan"), "accuracy_ci": [float("nan")] * 2,
+                         "error": f"{type(exc).__name__}: {exc}"})
+    ok_grid = [r for r in grid if "error" not in r]
+    errors = [r for r in grid if "error" in r]
+    c0, c1, c2 = check_eps_grid(ok_grid, clean=clean_m["accuracy"], clean_ci=clean_m["accuracy_ci"],
+                                randomized=cfg["randomized"], n=clean_m["n"])
+    if errors:
+        c1.passed, c1.status = False, "error"
+        c1.details["errors"] = errors
+    return [c0, c1, c2], grid
+
+
 def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, flags=None,
                       eps_grid=(), grid_attack_kwargs=None, n_draws=1, n_fd_samples=3,
                       attack_counts=None, plateau=False, batch_size=250, random_state=0,
-                      device=None):
+                      device=None, timings=None):
     """Run the checklist's checks; every failure or error is a record, never an exception.
 
     The checks, in the order returned (item numbers of the project's evaluation
@@ -58,7 +121,10 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
         Config from :func:`resolve_attack_config` (the main attack); its
         ``eps`` (input units) and ``norm`` set the threat model of every check.
     clean_scores : dict
-        :func:`score` output on ``x``.
+        :func:`score` output on ``x`` with these ``n_draws``, ``batch_size`` and
+        ``random_state`` (as :func:`evaluate_robustness` computes it). A grid
+        attack that leaves the inputs unchanged (eps = 0) reuses it instead of
+        scoring the same inputs with the same draws again.
     robust_scores : dict
         :func:`score` output on ``x_adv``.
     flags : dict, optional
@@ -91,6 +157,10 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
         draws and of every check's random draws.
     device : str or torch.device, optional
         Defaults to the device of the module's parameters.
+    timings : dict, optional
+        Receives the wall time in seconds of each part: ``"eps_grid"`` (the grid
+        attacks and their scoring), ``"gradients"``, ``"random_noise"``,
+        ``"plateau"`` and ``"batch_invariance"``.
 
     Returns
     -------
@@ -99,7 +169,9 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
     grid : list of dict
         Per eps (ascending): ``"eps"``, ``"accuracy"`` and ``"accuracy_ci"``
         (mean-probability rule), ``"identical_inputs"`` (whether the attack
-        left the inputs unchanged; ``None`` for the main eps) or ``"error"``.
+        left the inputs unchanged; ``None`` for the main eps) or ``"error"``;
+        ``"clean_scores_reused": True`` where the clean scores stood in for
+        scoring unchanged inputs.
         Empty when ``eps_grid`` is empty.
 
     Raises
@@ -116,39 +188,12 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
     rob_m = robust_scores["rules"]["mean_probability"]
     grid = []
     if eps_grid:
-        attack_kwargs = {
-            "n_eot": cfg["n_eot"], "n_restarts": cfg["apgd_n_restarts"], "n_iter": cfg["apgd_n_iter"],
-            "square_queries": cfg["square_queries"], "square_n_eot": cfg["square_n_eot"],
-            "eot_batch": cfg["eot_batch"],
-        }
-        attack_kwargs.update(grid_attack_kwargs or {})
-        for e in sorted(set(float(v) for v in eps_grid) | {eps}):
-            try:
-                if e == eps:
-                    acc, ci, same = rob_m["accuracy"], rob_m["accuracy_ci"], None
-                else:
-                    xa = run_attack(module, x, y, eps=e, norm=norm, protocol=cfg["protocol"],
-                                    batch_size=batch_size, random_state=random_state, device=device,
-                                    progress=False, **attack_kwargs)
-                    s = score(module, xa, y, n_draws=n_draws, batch_size=batch_size,
-                              random_state=random_state, device=device)
-                    acc = s["rules"]["mean_probability"]["accuracy"]
-                    ci = s["rules"]["mean_probability"]["accuracy_ci"]
-                    same = bool(np.array_equal(np.asarray(_to_tensor(xa, "x").cpu()),
-                                               np.asarray(_to_tensor(x, "x").float().cpu())))
-                grid.append({"eps": e, "accuracy": acc, "accuracy_ci": ci, "identical_inputs": same})
-            except Exception as exc:  # noqa: BLE001
-                _log.warning("eps-grid attack at eps=%s failed: %s", e, exc)
-                grid.append({"eps": e, "accuracy": float("nan"), "accuracy_ci": [float("nan")] * 2,
-                             "error": f"{type(exc).__name__}: {exc}"})
-        ok_grid = [r for r in grid if "error" not in r]
-        errors = [r for r in grid if "error" in r]
-        c0, c1, c2 = check_eps_grid(ok_grid, clean=clean_m["accuracy"], clean_ci=clean_m["accuracy_ci"],
-                                    randomized=cfg["randomized"], n=clean_m["n"])
-        if errors:
-            c1.passed, c1.status = False, "error"
-            c1.details["errors"] = errors
-        checks.extend([c0, c1, c2])
+        with _part(timings, "eps_grid"):
+            grid_checks, grid = _eps_grid_checks(
+                module, x, y, cfg=cfg, clean_scores=clean_scores, rob_m=rob_m, eps_grid=eps_grid,
+                grid_attack_kwargs=grid_attack_kwargs, n_draws=n_draws, batch_size=batch_size,
+                random_state=random_state, device=device)
+        checks.extend(grid_checks)
     else:
         for name in ("eps_zero_equals_clean", "robust_accuracy_non_increasing_in_eps",
                      "large_eps_drives_accuracy_to_zero"):
@@ -159,19 +204,22 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
                                random_state=random_state, device=device)
 
     try:
-        checks.extend(_grads())
+        with _part(timings, "gradients"):
+            checks.extend(_grads())
     except Exception as exc:  # noqa: BLE001
         for name in ("gradient_nonzero", "gradient_finite_differences"):
             checks.append(CheckResult(name, False, None, {"error": f"{type(exc).__name__}: {exc}"}, "error"))
-    checks.append(_safe_check(
-        "random_noise_weaker_than_attack", check_random_noise, module, x, y, eps=eps, norm=norm,
-        clean_accuracy=clean_m["accuracy"], robust_accuracy=rob_m["accuracy"], n_draws=n_draws,
-        batch_size=batch_size, random_state=random_state, device=device))
-    if plateau:
+    with _part(timings, "random_noise"):
         checks.append(_safe_check(
-            "attack_strength_plateau", check_attack_plateau, module, x, y, cfg=cfg,
-            robust_accuracy=rob_m["accuracy"], n_draws=n_draws, batch_size=batch_size,
-            random_state=random_state, device=device))
+            "random_noise_weaker_than_attack", check_random_noise, module, x, y, eps=eps, norm=norm,
+            clean_accuracy=clean_m["accuracy"], robust_accuracy=rob_m["accuracy"], n_draws=n_draws,
+            batch_size=batch_size, random_state=random_state, device=device))
+    if plateau:
+        with _part(timings, "plateau"):
+            checks.append(_safe_check(
+                "attack_strength_plateau", check_attack_plateau, module, x, y, cfg=cfg,
+                robust_accuracy=rob_m["accuracy"], n_draws=n_draws, batch_size=batch_size,
+                random_state=random_state, device=device))
     else:
         checks.append(CheckResult("attack_strength_plateau", None, None,
                                   {"reason": "not requested (plateau=False)"}))
@@ -182,8 +230,9 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
         checks.append(_safe_check("autoattack_flags", check_flags, flags, cfg))
     else:
         checks.append(CheckResult("autoattack_flags", None, None, {"reason": "flags not computed"}))
-    checks.append(_safe_check("batch_size_invariance", check_batch_invariance, module, x,
-                              random_state=random_state, device=device))
+    with _part(timings, "batch_invariance"):
+        checks.append(_safe_check("batch_size_invariance", check_batch_invariance, module, x,
+                                  random_state=random_state, device=device))
     for c in checks:
         if c.passed is False and c.status != "error":
             _log.warning("sanity check %s failed (value=%s)", c.name, c.value)

@@ -25,9 +25,18 @@ _log = logging.getLogger(__name__)
 def predict_proba_draws(module, x, *, n_draws=1, batch_size=250, random_state=0, device=None):
     """Class probabilities of ``n_draws`` independent forward passes.
 
-    Before every batch of draw ``d`` the module's generator is rewound to the
-    draw's seed (``SeedSequence([random_state, d])``), so every batch of one draw
-    sees the same noise and the result does not depend on ``batch_size``.
+    Draw ``d`` uses the seed ``SeedSequence([random_state, 7919, d])``: the
+    module's generator is rewound to it before every batch of that draw, so every
+    batch of one draw sees the same noise and the result does not depend on
+    ``batch_size``.
+
+    When the module has ``forward_seeded_draws(x, seeds)`` (as
+    :class:`~sknnmfdiff.torch_adapter.CompiledPipeline` has), every batch is
+    scored for all draws at once: one call with the ``n_draws`` seeds returns
+    ``(n_draws, batch, n_classes)`` logits, draw ``d`` equal (up to float
+    rounding, about 1e-6) to what rewinding to draw ``d``'s seed and calling the
+    module gives. Otherwise the draws run one by one (rewind, call), which is
+    the same computation, only slower.
 
     Parameters
     ----------
@@ -38,7 +47,8 @@ def predict_proba_draws(module, x, *, n_draws=1, batch_size=250, random_state=0,
     n_draws : int, default=1
         Independent forward passes (>= 1).
     batch_size : int, default=250
-        Samples per forward pass.
+        Samples per forward pass (per call of ``forward_seeded_draws``, which
+        itself chunks its draws to bound memory).
     random_state : int, default=0
         Seed of the draws (``SeedSequence([random_state, 7919, d])`` for draw
         ``d``).
@@ -61,17 +71,24 @@ def predict_proba_draws(module, x, *, n_draws=1, batch_size=250, random_state=0,
         raise ValueError(f"n_draws must be >= 1, got {n_draws}.")
     dev = _module_device(module, device)
     xt = _to_tensor(x, "x", device=dev).to(torch.float32)
-    out = []
+    seeds = [_seed_int(random_state, 7919, d) for d in range(int(n_draws))]
+    batched = getattr(module, "forward_seeded_draws", None)
+    parts = []
     with _guard_global_state(dev), torch.no_grad():
-        for d in range(int(n_draws)):
-            seed = _seed_int(random_state, 7919, d)
-            parts = []
-            for lo in range(0, xt.shape[0], batch_size):
-                _reseed(module, seed)
-                logits = module(xt[lo : lo + batch_size]).double()
-                parts.append(torch.softmax(logits, dim=1).cpu().numpy())
-            out.append(np.concatenate(parts, axis=0))
-    return np.stack(out)
+        for lo in range(0, xt.shape[0], batch_size):
+            xb = xt[lo : lo + batch_size]
+            if batched is not None:
+                logits = batched(xb, seeds)
+            else:
+                logits = []
+                for seed in seeds:
+                    _reseed(module, seed)
+                    logits.append(module(xb))
+                logits = torch.stack(logits)
+            parts.append(torch.softmax(logits.double(), dim=2).cpu().numpy())
+    if not parts:  # no samples
+        return np.zeros((int(n_draws), 0, int(getattr(module, "n_classes", 0))))
+    return np.concatenate(parts, axis=1)
 
 
 def classification_metrics(y_true, proba, y_pred=None, *, n_classes=None):

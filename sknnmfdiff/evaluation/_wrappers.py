@@ -25,8 +25,10 @@ class MeanProbabilityLogits(nn.Module):
     module : torch.nn.Module
         Classifier returning logits of shape ``(N, n_classes)``. If it has a method
         ``forward_draws(x, n)`` returning ``(n, N, n_classes)`` logits of ``n``
-        draws (as :class:`~sknnmfdiff.torch_adapter.CompiledPipeline` has), that
-        is used instead of ``n`` calls.
+        draws (as :class:`~sknnmfdiff.torch_adapter.CompiledPipeline` has: one
+        batched pass over draws x rows, with the noise sequence of ``n``
+        separate calls), that is used instead of ``n`` calls; the logits and
+        their gradient are the same up to float rounding.
     n_draws : int, default=1
         Forward passes averaged per call (each draws fresh noise from the module's
         own generator). With 1 the output is ``log_softmax(module(x))``.
@@ -50,9 +52,9 @@ class MeanProbabilityLogits(nn.Module):
             return F.log_softmax(self.module(x).float(), dim=1)
         draws = getattr(self.module, "forward_draws", None)
         if draws is not None:
-            # One pass through the deterministic front (e.g. the NNLS projection),
-            # n_draws through the randomized head: the same noise sequence as
-            # n_draws separate calls, at a fraction of the cost.
+            # One pass through the deterministic front (e.g. the NNLS projection)
+            # and one batched pass of the randomized head over all draws: the same
+            # noise sequence as n_draws separate calls, at a fraction of the cost.
             logits = draws(x, self.n_draws)
         else:
             logits = torch.stack([self.module(x) for _ in range(self.n_draws)])

@@ -442,6 +442,60 @@ class FeaturePurifier(nn.Module):
         x0 = self.denoiser(x_t.reshape(self.n_eot * n, k), steps)
         return x0.reshape(self.n_eot, n, k).mean(dim=0)
 
+    def purify_draws(self, z, eps):
+        """Purify ``z`` under ``n_draws`` noise sets at once: one denoiser pass.
+
+        Draw ``d`` of the result is ``purify_with_noise(z, eps[d])`` (equal up to
+        float rounding of the larger batched kernels): the expectation over
+        transformation of Athalye et al. (2018, "Obfuscated gradients give a false
+        sense of security", ICML) for ``n_draws`` outer draws and the ``n_eot``
+        inner draws of each, computed as one pass of the denoiser over
+        ``n_draws * n_eot * N`` rows instead of ``n_draws`` passes over
+        ``n_eot * N`` rows. The denoiser processes rows independently (an MLP;
+        no batch statistics), so batching changes nothing but the speed.
+        Differentiable in ``z``; draws no noise (the caller draws ``eps``, e.g.
+        with :meth:`draw_noise` once per draw, which consumes the generator
+        exactly as ``n_draws`` calls of :meth:`forward` do).
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (N, k) or (n_draws, N, k), floating dtype
+            Features; a 2-D ``z`` is shared by all draws (broadcast, not copied
+            before the noise is added).
+        eps : torch.Tensor of shape (n_draws, n_eot, R, k), same dtype and device
+            Standard normal noise per draw, ``R = 1`` (shared by the rows, as in
+            :meth:`forward`) or ``R = N`` (one noise vector per row).
+
+        Returns
+        -------
+        z_purified : torch.Tensor of shape (n_draws, N, k), dtype of ``z``
+            ``z`` broadcast to ``n_draws`` draws when ``t == 0`` (identity).
+
+        Raises
+        ------
+        ValueError
+            If ``z`` is not 2-D or 3-D, or ``eps`` is not 4-D with ``n_eot`` draws
+            per set and ``k`` features.
+        """
+        if z.ndim not in (2, 3):
+            raise ValueError(f"z must have shape (N, k) or (n_draws, N, k), got {tuple(z.shape)}.")
+        if eps.ndim != 4 or eps.shape[1] != self.n_eot or eps.shape[3] != z.shape[-1]:
+            raise ValueError(
+                f"eps must have shape (n_draws, {self.n_eot}, 1 or N, {z.shape[-1]}), got "
+                f"{tuple(eps.shape)}."
+            )
+        n_draws = eps.shape[0]
+        n, k = z.shape[-2], z.shape[-1]
+        if self.t == 0:
+            return z.expand(n_draws, n, k) if z.ndim == 2 else z
+        zd = z.unsqueeze(0) if z.ndim == 2 else z  # (1 or n_draws, N, k)
+        x_t = self.sqrt_ab * zd.unsqueeze(1) + self.sqrt_one_minus_ab * eps
+        x_t = x_t.expand(n_draws, self.n_eot, n, k)  # (n_draws, n_eot, N, k)
+        rows = n_draws * self.n_eot * n
+        steps = torch.full((rows,), self.t, dtype=torch.long, device=z.device)
+        x0 = self.denoiser(x_t.reshape(rows, k), steps)
+        return x0.reshape(n_draws, self.n_eot, n, k).mean(dim=1)
+
     def forward(self, z):
         """Purify a batch.
 
