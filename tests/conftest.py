@@ -35,3 +35,12 @@ def real_data_dir():
     if not (REAL_DATA_DIR / "Training").is_dir():
         pytest.skip(f"shared MRI data not found at {REAL_DATA_DIR}")
     return REAL_DATA_DIR
+
+
+@pytest.fixture
+def two_threads():
+    """The caller runs torch on 2 intra-op threads (the test session uses 1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield 2
+    torch.set_num_threads(before)

@@ -322,15 +322,6 @@ def test_epoch_table_goes_to_logger_not_stdout(verbose, level, caplog, capsys):
 
 
 # ------------------------------------------------------------ threads and batches
-@pytest.fixture
-def two_threads():
-    """The caller runs torch on 2 intra-op threads (the test session uses 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield 2
-    torch.set_num_threads(before)
-
-
 def _record_threads(monkeypatch, fail_after=None):
     """Patch CNN1d.forward to record torch's thread count (and to raise on call n)."""
     seen = []

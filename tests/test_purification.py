@@ -405,15 +405,6 @@ def _record_threads(monkeypatch, fail_after=None):
     return seen
 
 
-@pytest.fixture
-def two_threads():
-    """The caller runs torch on 2 intra-op threads (the test session uses 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield 2
-    torch.set_num_threads(before)
-
-
 def test_one_thread_inside_fit_and_transform_restored_after(two_threads, monkeypatch):
     X = _features(100)
     seen = _record_threads(monkeypatch)
