@@ -13,6 +13,7 @@ implicit differentiation on the active set lives in
 
 import copy
 import operator
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -36,78 +37,96 @@ class _Select(nn.Module):
         return z.index_select(1, self.index)
 
 
-#: Fewest denoiser rows of a batched pass worth splitting over worker threads.
-_PARALLEL_MIN_ROWS = 8192
+#: Fewest denoiser rows of a batched pass worth splitting over worker threads
+#: (an APGD step on 12 feature vectors, 1,920 rows: 5.3 ms split, 6.7 ms not).
+_PARALLEL_MIN_ROWS = 1024
+#: Fewest images per worker worth splitting the pixel front over worker threads.
+_PARALLEL_MIN_IMAGES = 8
+#: Denoiser rows of one CPU chunk: its activations (128 floats a row) stay in the
+#: caches. On the project's 2-core machine a step over 185 images x 160 draws took
+#: 54 ms in chunks of 4,096 rows and 92 ms in two chunks of 14,800.
+_CPU_CHUNK_ROWS = 4096
 
 
 def _draw_chunks(n_draws, rows_per_draw, max_rows, n_workers):
-    """Split ``range(n_draws)`` into ``(lo, hi)`` chunks for :class:`_ThreadedDraws`.
+    """Split ``range(n_draws)`` into ``(lo, hi)`` chunks for :class:`_WorkerMap`.
 
-    A chunk holds at most ``max_rows`` denoiser rows (at least one draw). Work of
-    ``_PARALLEL_MIN_ROWS`` rows or more is split into at least ``n_workers``
-    chunks (one per worker); smaller work stays one chunk.
+    A chunk holds at most ``min(max_rows, _CPU_CHUNK_ROWS)`` denoiser rows (at
+    least one draw). Work of ``_PARALLEL_MIN_ROWS`` rows or more is split into at
+    least ``n_workers`` chunks (one per worker); smaller work stays one chunk.
     """
-    per_chunk = max(1, max_rows // max(1, rows_per_draw))
+    per_chunk = max(1, min(max_rows, _CPU_CHUNK_ROWS) // max(1, rows_per_draw))
     if n_workers > 1 and n_draws * rows_per_draw >= _PARALLEL_MIN_ROWS:
         per_chunk = min(per_chunk, -(-n_draws // n_workers))
     return [(lo, min(n_draws, lo + per_chunk)) for lo in range(0, n_draws, per_chunk)]
 
 
+_POOLS = {}  # (process id, size) -> kept thread pool
+
+
 def _on_workers(fn, n_workers):
-    """``[fn(w) for w in range(n_workers)]`` on fresh threads (or this one when 1),
-    with torch's intra-op thread count at 1 meanwhile (restored afterwards)."""
+    """``[fn(w) for w in range(n_workers)]``: ``fn(0)`` on this thread, the others on
+    a kept pool of ``n_workers - 1`` threads (one per process: a forked child makes
+    its own), with torch's intra-op thread count at 1 meanwhile (restored
+    afterwards; ``fn`` sets it in its own thread)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         if n_workers == 1:
             return [fn(0)]
-        # A fresh pool: threads started now take the intra-op count of 1.
-        with ThreadPoolExecutor(n_workers) as pool:
-            return list(pool.map(fn, range(n_workers)))
+        key = (os.getpid(), n_workers - 1)
+        pool = _POOLS.get(key)
+        if pool is None:
+            pool = _POOLS[key] = ThreadPoolExecutor(n_workers - 1)
+        others = [pool.submit(fn, w) for w in range(1, n_workers)]
+        first = fn(0)
+        return [first] + [f.result() for f in others]
     finally:
         torch.set_num_threads(threads)
 
 
-class _ThreadedDraws(torch.autograd.Function):
-    """Run the draw chunks of a batched head pass on single-threaded CPU workers.
+class _WorkerMap(torch.autograd.Function):
+    """Parts of a batched pass on single-threaded CPU worker threads, differentiably.
 
-    ``forward(z, run, chunks, n_workers)`` returns
-    ``cat([run(z, lo, hi) for lo, hi in chunks])``. Every chunk runs with one
-    torch intra-op thread: on a small, shared machine the per-op barriers of
-    torch's intra-op threads stall (see ``sknnmfdiff.decomposition._BlockRunner``,
-    measured 8x slower on a loaded 2-core machine), and the tiny ops of a few
-    attacked samples gain nothing from them. The chunks are spread over
-    ``n_workers`` Python threads (fixed, interleaved assignment; torch releases
-    the GIL inside ops). Each chunk keeps its own graph, and ``backward`` replays
-    them on the same workers: the input gradient is that of the plain
-    computation, summed over chunks in a fixed order, so it does not depend on
-    ``n_workers`` beyond float rounding. Gradients reach ``z`` only (the compiled
-    module's weights are frozen); first order only. Sets torch's process-global
-    thread count while it runs (not for concurrent use from several Python
-    threads).
+    ``forward(x, fn, parts, n_workers, grad_enabled, split)`` returns
+    ``cat([fn(x_p, lo, hi) for lo, hi in parts])`` along dim 0, where part
+    ``(lo, hi)`` gives rows ``lo:hi`` of the result and ``x_p`` is ``x[lo:hi]``
+    (``split=True``: a row-wise map such as the pixel front) or all of ``x``
+    (``split=False``: draws of the head, each part a range of draws). Every part
+    runs with one torch intra-op thread: on a small, shared machine the per-op
+    barriers of torch's intra-op threads stall (see
+    ``sknnmfdiff.decomposition._BlockRunner``, measured 8x slower on a loaded
+    2-core machine), and the tiny ops of a few attacked samples gain nothing from
+    them. Parts are spread over ``n_workers`` Python threads (fixed, interleaved
+    assignment; torch releases the GIL inside ops). When ``grad_enabled`` (the
+    caller's grad mode) and ``x`` requires grad, each part keeps its own graph
+    and ``backward`` replays them on the workers: the input gradient is that of
+    the plain computation (parts concatenated, or summed in a fixed order), so
+    it does not depend on ``n_workers`` beyond float rounding. Gradients reach
+    ``x`` only (the compiled module's weights are frozen); first order only.
+    Sets torch's process-global thread count while it runs.
     """
 
     @staticmethod
-    def forward(ctx, z, run, chunks, n_workers):
-        need_grad = bool(ctx.needs_input_grad[0])
-        n_workers = max(1, min(len(chunks), int(n_workers)))
+    def forward(ctx, x, fn, parts, n_workers, grad_enabled, split):
+        need_grad = bool(ctx.needs_input_grad[0]) and grad_enabled
+        n_workers = max(1, min(len(parts), int(n_workers)))
 
         def work(w):
             torch.set_num_threads(1)  # this thread's own OpenMP setting
-            parts = []
-            for lo, hi in chunks[w::n_workers]:
+            done = []
+            for lo, hi in parts[w::n_workers]:
+                xp = x[lo:hi] if split else x
                 if need_grad:
-                    zc = z.detach().requires_grad_(True)
-                    with torch.enable_grad():
-                        parts.append((lo, hi, zc, run(zc, lo, hi)))
-                else:
-                    parts.append((lo, hi, None, run(z, lo, hi)))
-            return parts
+                    xp = xp.detach().requires_grad_(True)
+                with torch.set_grad_enabled(need_grad):  # grad mode is per thread
+                    done.append((lo, hi, xp, fn(xp, lo, hi)))
+            return done
 
         per_worker = _on_workers(work, n_workers)
-        ctx.per_worker = per_worker if need_grad else None
-        parts = sorted((p for ps in per_worker for p in ps), key=lambda p: p[0])
-        return torch.cat([out.detach() for _, _, _, out in parts])
+        ctx.per_worker, ctx.split = (per_worker if need_grad else None), split
+        done = sorted((d for ds in per_worker for d in ds), key=lambda d: d[0])
+        return torch.cat([out.detach() for _, _, _, out in done])
 
     @staticmethod
     @once_differentiable
@@ -116,17 +135,17 @@ class _ThreadedDraws(torch.autograd.Function):
 
         def work(w):
             torch.set_num_threads(1)
-            acc = None
-            for lo, hi, zc, out in per_worker[w]:
-                (g,) = torch.autograd.grad(out, zc, grad_out[lo:hi])
-                acc = g if acc is None else acc + g
-            return acc
+            return [(lo, torch.autograd.grad(out, xp, grad_out[lo:hi])[0])
+                    for lo, hi, xp, out in per_worker[w]]
 
-        grads = [g for g in _on_workers(work, len(per_worker)) if g is not None]
-        total = grads[0]
-        for g in grads[1:]:
+        grads = sorted((g for gs in _on_workers(work, len(per_worker)) for g in gs),
+                       key=lambda g: g[0])
+        if ctx.split:
+            return torch.cat([g for _, g in grads]), None, None, None, None, None
+        total = grads[0][1]
+        for _, g in grads[1:]:
             total = total + g
-        return total, None, None, None
+        return total, None, None, None, None, None
 
 
 class CompiledPipeline(nn.Module):
@@ -168,7 +187,7 @@ class CompiledPipeline(nn.Module):
     n_workers : int or None
         CPU threads that run the chunks of a batched pass, each with one torch
         intra-op thread (default: torch's intra-op thread count when the module
-        was built). Work under 8,192 denoiser rows runs on the calling thread,
+        was built). Work under 1,024 denoiser rows runs on the calling thread,
         also with one intra-op thread. Reads None while ``batch_draws`` is
         False. An evaluator may run its own small tensor ops on one thread
         when a module has workers (:mod:`sknnmfdiff.evaluation` does).
@@ -233,10 +252,22 @@ class CompiledPipeline(nn.Module):
         return z.reshape(z.shape[0], 1, 1, z.shape[1])
 
     def _input_features(self, x):
-        """(N, k) features of the input: projected pixels, or the features as given."""
-        if self.space == "pixel":
+        """(N, k) features of the input: projected pixels, or the features as given.
+
+        With batching on, on the CPU and with two or more workers, the pixel
+        front (NNLS projection, normalisation, selection: row-wise) runs on the
+        workers, the rows split between them (see :class:`_WorkerMap`).
+        """
+        if self.space != "pixel":
+            return x.reshape(x.shape[0], -1)
+        workers = self.n_workers or 1
+        if (x.device.type != "cpu" or workers < 2 or x.shape[0] < 2 * _PARALLEL_MIN_IMAGES
+                or any(p.requires_grad for p in self.feature_steps.parameters())):
             return self.pixel_features(x)
-        return x.reshape(x.shape[0], -1)
+        size = -(-x.shape[0] // workers)
+        parts = [(lo, min(x.shape[0], lo + size)) for lo in range(0, x.shape[0], size)]
+        return _WorkerMap.apply(x, lambda xp, lo, hi: self.pixel_features(xp), parts, workers,
+                                torch.is_grad_enabled(), True)
 
     def head(self, z):
         """Purifier and CNN: (N, k) features -> (N, n_classes) logits."""
@@ -419,7 +450,7 @@ class CompiledPipeline(nn.Module):
             return out[0] if len(out) == 1 else torch.cat(out)
         workers = self.n_workers or 1
         chunks = _draw_chunks(n_draws, per_draw, int(self.max_rows), workers)
-        return _ThreadedDraws.apply(z, run, chunks, workers)
+        return _WorkerMap.apply(z, run, chunks, workers, torch.is_grad_enabled(), False)
 
     def without_purifier(self):
         """The same module without its purifier: the bare CNN on the features.

@@ -582,7 +582,8 @@ def test_transfer_attack_reused_for_an_identical_second_call(monkeypatch):
     assert len(calls) == 1 and first == second
     # Another budget, other inputs or another bare model are attacked afresh.
     check_transfer(defended, bare, torch.from_numpy(X), torch.from_numpy(y), **{**kw, "eps": 0.05})
-    check_transfer(defended, LinearModel(w, b + 0.5), torch.from_numpy(X), torch.from_numpy(y), **kw)
+    other_bare = LinearModel(w, b + 0.5)
+    check_transfer(defended, other_bare, torch.from_numpy(X), torch.from_numpy(y), **kw)
     assert len(calls) == 3
 
 

@@ -253,8 +253,8 @@ def test_predict_proba_draws_batched_equals_loop_and_ignores_batch_size(fitted):
 
 @pytest.mark.parametrize("space", ["pixel", "feature"])
 @pytest.mark.parametrize("n_workers, max_rows, n_passes", [
-    (1, 131072, 1),  # one pass over 32 draws * 8 EOT draws * 40 rows
-    (2, 131072, 2),  # 10,240 rows: split over two worker threads
+    (1, 131072, 3),  # 32 draws * 8 EOT draws * 40 rows in cache-sized passes of 12 draws
+    (2, 131072, 3),  # the same passes over two worker threads (and the pixel front split)
     (2, 300, 32),  # one draw a pass, passes interleaved over two workers
 ])
 def test_mean_probability_gradient_batched_equals_loop(fitted, space, n_workers, max_rows,
@@ -278,8 +278,11 @@ def test_mean_probability_gradient_batched_equals_loop(fitted, space, n_workers,
 
     module.n_workers, module.max_rows = n_workers, max_rows
     cnn_calls = _count_calls(module.head_steps["clf"])
+    nmf_calls = _count_calls(module.feature_steps["nmf"])
     out, grad = value_and_grad()
     assert len(cnn_calls) == n_passes and sum(cnn_calls) == 32 * 40
+    if space == "pixel":  # the front once, its rows split over the workers
+        assert nmf_calls == ([40] if n_workers == 1 else [20, 20])
     module.batch_draws = False
     ref_out, ref_grad = value_and_grad()
     torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)

@@ -453,7 +453,8 @@ def check_transfer(module, bare, x, y, *, robust_accuracy, eps, norm="Linf", n_d
     h = hashlib.sha256()
     h.update(xt.cpu().numpy().tobytes())
     h.update(yt.cpu().numpy().tobytes())
-    setting = repr((tuple(xt.shape), float(eps), norm, int(batch_size), int(random_state), str(dev)))
+    setting = repr((tuple(xt.shape), float(eps), norm, int(batch_size), int(random_state),
+                    str(dev)))
     attack_key = ("attack", _model_key(bare), h.hexdigest(), setting)
     x_tr = _cached(attack_key, lambda: run_attack(
         bare, xt, yt, eps=eps, norm=norm, protocol="paper", batch_size=batch_size,
