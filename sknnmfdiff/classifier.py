@@ -30,8 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from ._persistence import VersionedEstimatorMixin
-from .nn import CNN1d
-from .nn._nnls import _single_thread
+from .nn import CNN1d, as_tensor, single_thread
 
 __all__ = ["SkorchCNNClassifier", "NoValidationSplitWarning"]
 
@@ -57,8 +56,8 @@ class _ArrayBatches:
     """Rows of in-memory ``X`` (and ``y``) read a whole mini-batch at a time."""
 
     def __init__(self, X, y):
-        self.X = torch.as_tensor(X)
-        self.y = None if y is None else torch.as_tensor(y)
+        self.X = X if isinstance(X, torch.Tensor) else as_tensor(X)
+        self.y = None if y is None or isinstance(y, torch.Tensor) else as_tensor(y)
 
     def __len__(self):
         return self.X.shape[0]
@@ -467,7 +466,7 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
             fork_devices = [index]
         else:
             fork_devices = []
-        with torch.random.fork_rng(devices=fork_devices), _single_thread(torch.device(device)):
+        with torch.random.fork_rng(devices=fork_devices), single_thread(torch.device(device)):
             torch.random.default_generator.manual_seed(seed)
             for index in fork_devices:
                 with torch.cuda.device(index):
@@ -499,7 +498,7 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
         # DataLoader draws a base seed from torch's global generator even without
         # shuffling: fork it so that prediction leaves the caller's RNG state alone.
         device = torch.device(self.net_.device)
-        with torch.random.fork_rng(devices=[]), _single_thread(device):
+        with torch.random.fork_rng(devices=[]), single_thread(device):
             logits = self.net_.forward(X, training=False, device="cpu")
         return logits.numpy().astype(np.float64)
 

@@ -20,8 +20,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_memory, check_is_fitted, validate_data
 
 from ._persistence import VersionedEstimatorMixin
-from .nn import DenoiserMLP, FeaturePurifier, linear_beta_schedule
-from .nn._nnls import _single_thread
+from .nn import DenoiserMLP, FeaturePurifier, as_tensor, linear_beta_schedule, single_thread
 
 __all__ = ["DiffusionPurifier"]
 
@@ -98,14 +97,14 @@ def _train_denoiser(
     denoiser.to(device).train()
     sqrt_ab = torch.sqrt(alphas_cumprod).to(device=device, dtype=torch.float32)
     sqrt_1m = torch.sqrt(1.0 - alphas_cumprod).to(device=device, dtype=torch.float32)
-    data = torch.from_numpy(np.ascontiguousarray(X)).to(device)
+    data = as_tensor(X).to(device)
     n, k = data.shape
     batch_size = min(batch_size, n)
     opt = torch.optim.Adam(denoiser.parameters(), lr=lr)
 
     losses = np.empty(max_epochs, dtype=np.float64)
     # One intra-op thread on CPU: the steps are tiny (see DiffusionPurifier, Threads).
-    with _single_thread(device):
+    with single_thread(device):
         for epoch in range(max_epochs):
             perm = torch.randperm(n, generator=gen, device=device)
             total = torch.zeros((), dtype=torch.float64, device=device)
@@ -490,10 +489,10 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
     def _purify(self, X, purifier, device, *, per_row):
         """``purifier`` over float32 ``X`` in chunks, on one torch thread on CPU; the noise
         is one set of ``n_eot`` vectors shared by all rows, or, ``per_row``, one set a row."""
-        data = torch.from_numpy(np.ascontiguousarray(X))
+        data = as_tensor(X)
         out = np.empty_like(X, dtype=np.float32)
         chunk = max(1, 65536 // int(self.n_eot))
-        with torch.no_grad(), _single_thread(device):
+        with torch.no_grad(), single_thread(device):
             eps = None if per_row else purifier.draw_noise(X.shape[1], device=device)
             for start in range(0, X.shape[0], chunk):
                 z = data[start : start + chunk].to(device)
@@ -584,10 +583,10 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         if isinstance(n_draws, bool) or not isinstance(n_draws, numbers.Integral) or n_draws < 1:
             raise ValueError(f"n_draws must be an integer >= 1, got {n_draws!r}.")
         gen = torch.Generator().manual_seed(_derived_seed(_base_seed(self.random_state), _ERROR))
-        x0 = torch.from_numpy(np.ascontiguousarray(X)).repeat(int(n_draws), 1)
+        x0 = as_tensor(X).repeat(int(n_draws), 1)
         ab = torch.from_numpy(self.alphas_cumprod_)
         res = {k: np.empty(len(steps)) for k in ("denoised", "noisy", "denoised_std", "noisy_std")}
-        with torch.no_grad(), _single_thread(torch.device("cpu")):
+        with torch.no_grad(), single_thread(torch.device("cpu")):
             for i, s in enumerate(steps):
                 a = float(ab[s - 1])
                 eps = torch.randn(x0.shape, generator=gen)

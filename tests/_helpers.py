@@ -28,3 +28,15 @@ def real_subset(data_dir, image_size=64, per_class=150, random_state=0):
     idx1 = rng.permutation(np.flatnonzero(y == 1))[: len(idx0)]
     idx = np.sort(np.concatenate([idx0, idx1]))
     return bunch.data[idx], y[idx]
+
+
+def unaligned(X):
+    """A writable copy of ``X`` whose data start one byte off its item alignment, as a
+    buffer deserialised by Dask can be."""
+    X = np.ascontiguousarray(X)
+    buf = np.empty(X.nbytes + 160, dtype=np.uint8)
+    start = (-buf.ctypes.data) % 64 + 63  # one byte short of a 64-byte boundary
+    out = np.frombuffer(buf[start:start + X.nbytes].data, dtype=X.dtype).reshape(X.shape)
+    out[...] = X
+    assert not out.flags["ALIGNED"] and out.flags["WRITEABLE"]
+    return out

@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import torch
 
+from ..nn import as_tensor
+
 PROTOCOLS = ("paper", "adaptive")
 NORMS = ("Linf", "L2")
 SPACES = ("pixel", "feature")
@@ -83,10 +85,8 @@ def _reseed(module, seed):
 def _to_tensor(x, name, *, device=None):
     if isinstance(x, torch.Tensor):
         t = x.detach()
-    elif isinstance(x, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(x))
-    elif isinstance(x, (list, tuple)):
-        t = torch.from_numpy(np.asarray(x))
+    elif isinstance(x, (np.ndarray, list, tuple)):
+        t = as_tensor(x)  # contiguous and aligned: a copy of an unaligned buffer
     else:
         raise TypeError(f"{name} must be a numpy.ndarray or torch.Tensor, got {type(x).__name__}.")
     return t.to(device) if device is not None else t

@@ -12,9 +12,13 @@ compiled pipeline computes exactly what the fitted steps compute.
   (DDPM forward process, Ho et al. 2020; x0-predicting denoiser; EOT average of
   draws, antithetic by default).
 
-The code lives in three private modules that import torch only, not one another:
-``_nnls`` (the NNLS projection), ``_diffusion`` (the purifier) and ``_cnn`` (the CNN). No module here imports scikit-learn, skorch or the rest of the
-package (checked by ``tests/test_layout.py``).
+- :class:`single_thread`, :func:`as_tensor`: how the method's torch code runs (one
+  intra-op thread for tiny ops; numpy arrays as aligned, contiguous tensors).
+
+The code lives in private modules that import torch and numpy only: ``_runtime`` (the
+two helpers above), and ``_nnls`` (the NNLS projection), ``_diffusion`` (the purifier)
+and ``_cnn`` (the CNN), which import nothing but ``_runtime``. No module here imports
+scikit-learn, skorch or the rest of the package (checked by ``tests/test_layout.py``).
 """
 
 from ._cnn import CNN1d
@@ -26,15 +30,18 @@ from ._diffusion import (
     sinusoidal_embedding,
 )
 from ._nnls import NNLSProjection, l2_normalize_rows, nnls
+from ._runtime import as_tensor, single_thread
 
 __all__ = [
     "CNN1d",
     "DenoiserMLP",
     "FeaturePurifier",
     "NNLSProjection",
+    "as_tensor",
     "eot_noise",
     "l2_normalize_rows",
     "linear_beta_schedule",
     "nnls",
+    "single_thread",
     "sinusoidal_embedding",
 ]

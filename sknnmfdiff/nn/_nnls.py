@@ -43,6 +43,8 @@ import warnings
 import torch
 from torch import nn
 
+from ._runtime import single_thread
+
 __all__ = ["NNLSProjection", "nnls", "nnls_gram", "l2_normalize_rows"]
 
 logger = logging.getLogger(__name__)
@@ -73,28 +75,6 @@ def _solve_masked(G, B, P):
     if bool(bad.any()):  # G_PP not positive definite (dependent components): least norm
         s[bad] = torch.linalg.pinv(A[bad], hermitian=True) @ rhs[bad]
     return s.squeeze(-1) * Pf
-
-
-class _single_thread:
-    """Run the tiny ``r x r`` systems on one CPU thread.
-
-    The per-step tensors are a few hundred kB; splitting them across threads costs more
-    in synchronisation than it saves, badly so on a loaded machine. Restores the thread
-    count afterwards (process-global setting: not for concurrent use from several
-    Python threads).
-    """
-
-    def __init__(self, device):
-        self.active = device.type == "cpu"
-
-    def __enter__(self):
-        if self.active:
-            self.n = torch.get_num_threads()
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        if self.active:
-            torch.set_num_threads(self.n)
 
 
 def nnls_gram(G, B, max_iter=None):
@@ -143,7 +123,7 @@ def nnls_gram(G, B, max_iter=None):
     P = torch.zeros(N, r, dtype=torch.bool, device=dev)
     if N == 0 or r == 0:
         return w, P
-    with _single_thread(dev):
+    with single_thread(dev):
         tol = 10.0 * r * _EPS64 * B.abs().amax(1, keepdim=True)
         # The first pivoting step from (w = 0, P = {}) is known in closed form: y = -b,
         # so every index with b_i > tol is infeasible and, being the first step (fewer
@@ -222,7 +202,7 @@ class _NNLSFunction(torch.autograd.Function):
         H64, G, P = ctx.saved_tensors
         grad_X = None
         if ctx.needs_input_grad[0]:
-            with _single_thread(G.device):
+            with single_thread(G.device):
                 gb = _solve_masked(G, grad_w.to(torch.float64), P)
             grad_X = (gb @ H64).to(ctx.x_dtype)
         return grad_X, None, None
