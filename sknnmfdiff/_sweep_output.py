@@ -71,11 +71,21 @@ def _figures(results, figdir, synthetic):
         if not cs:
             continue
         eps = [p["eps"] for p in cs[0]["points"]]
-        curves = {_label(c): [p["balanced_accuracy"] for p in c["points"]] for c in cs}
+        def name(c):
+            paper = all(c[k] == results["paper_cell"][k] for k in _GRID_KEYS)
+            return _label(c) + (" (paper's)" if paper else "")
+
+        curves = {name(c): [p["balanced_accuracy"] for p in c["points"]] for c in cs}
+        ci = {name(c): ([(p.get("accuracy_ci") or [np.nan] * 2)[0] for p in c["points"]],
+                        [(p.get("accuracy_ci") or [np.nan] * 2)[1] for p in c["points"]])
+              for c in cs}
+        if any(np.isnan(v).any() for band in ci.values() for v in band):
+            ci = None
         unit = "pixel intensity" if space == "pixel" else "feature value"
         save(f"robust_vs_eps_{space}", plots.plot_robustness_curve(
             eps, curves, ylabel="robust balanced accuracy", xlabel=f"eps (L-inf, {unit})",
-            title=f"test part, {space} space, adaptive attack"))
+            ci=ci, title=f"test part, {space} space, adaptive attack"
+            + ("\nbands: 95 % Wilson interval of robust accuracy" if ci else "")))
     return files
 
 
@@ -140,14 +150,35 @@ def render(results):
     out += ["## Robust accuracy against eps (test part)", "",
             "Configurations: the most robust within "
             f"{100 * cfg['tolerance']:.0f} points of the best clean score, and the paper's "
-            "(rank 15, k 10, t 41, 8 draws); each fitted on the whole development part.", ""]
-    for c in results["curves"]:
-        pts = ", ".join(f"{p['eps']:g}: {_pct(p['balanced_accuracy'])}" for p in c["points"])
-        out.append(f"- {_label(c)}, {c['space']} space — robust balanced accuracy % by eps: {pts}")
-    out.append("")
+            "(rank 15, k 10, t 41, 8 draws); each fitted on the whole development part and "
+            "attacked on the test part with the cells' adaptive settings (upper bounds). "
+            "Each entry: robust balanced accuracy %, then robust accuracy's 95 % Wilson "
+            "interval; feature space in feature units, pixel space in pixel units.", ""]
+    out += [_curve_table(results["curves"]), ""]
     if results.get("figures"):
         out += ["## Figures", ""] + [f"![{k}]({v})" for k, v in results["figures"].items()] + [""]
     return "\n".join(out)
+
+
+def _curve_table(curves):
+    """Markdown table: one row per eps, one column per curve (configuration, space)."""
+    if not curves:
+        return "(no curves)"
+    eps = sorted({p["eps"] for c in curves for p in c["points"]})
+    head = ["eps"] + [f"{_label(c)}, {c['space']}" for c in curves]
+    rows = []
+    for e in eps:
+        row = [f"{e:g}"]
+        for c in curves:
+            p = next((p for p in c["points"] if p["eps"] == e), None)
+            if p is None:
+                row.append("–")
+                continue
+            ci = p.get("accuracy_ci") or [None, None]
+            row.append(f"{_pct(p['balanced_accuracy'])} [{_pct(ci[0])}, {_pct(ci[1])}]")
+        rows.append(row)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def write_outputs(results, out):
