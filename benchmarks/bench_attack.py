@@ -17,7 +17,9 @@ Both use the same seed; their robust accuracies (mean-probability rule over 100 
 draws) are printed with the speed ratio. Then a fully checked evaluation of the batched
 module (``checks=True`` with the study's eps grid ``(0.0, 0.02, 0.05, 0.2, 0.5)`` and its
 lighter grid settings ``{"n_restarts": 1, "n_iter": 100, "square_queries": 500}``),
-printing the attack time, the checks time and their ratio, and every check's verdict.
+printing the attack time, the checks time and their ratio, and every check's verdict;
+and the same with the evaluator's own defaults (``checks=True``, ``eps_grid=(0.0, 0.5)``,
+the grid attacked with the main attack's settings), what ``sknnmfdiff evaluate`` runs.
 
 Wall-clock times depend on the machine and on what else runs on it (torch's intra-op
 threads stall when other processes take the cores): compare the two paths of one run,
@@ -89,7 +91,11 @@ def main():
     ap.add_argument("--modes", nargs="+", default=["batched", "reference"],
                     choices=["batched", "reference"])
     ap.add_argument("--no-checks", dest="checks", action="store_false",
-                    help="skip the fully checked evaluation")
+                    help="skip the fully checked evaluations")
+    ap.add_argument("--check-settings", nargs="+", default=["study", "default"],
+                    choices=["study", "default"],
+                    help="fully checked evaluations: the study's eps grid and lighter grid "
+                         "attack, and/or the evaluator's defaults")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = ap.parse_args()
     if args.image_size is None:
@@ -136,26 +142,35 @@ def main():
 
     if not args.checks:
         return
-    print(f"fully checked evaluation (batched): eps_grid={STUDY_EPS_GRID}, "
-          f"grid_attack_kwargs={STUDY_GRID_ATTACK}")
-    for space in args.spaces:
-        module = to_torch_module(pipe, device="cpu", space=space)
-        rep, sec = _evaluate(module, Xte, y_idx, space, checks=True, eps_grid=STUDY_EPS_GRID,
-                             grid_attack_kwargs=dict(STUDY_GRID_ATTACK))
-        t = rep.timings
-        bare = t["attack"] + t["clean_scoring"] + t["robust_scoring"]
-        print(f"{space:>7}: total {sec:.1f} s; bare evaluation (attack + scoring) {bare:.1f} s "
-              f"(attack {t['attack']:.1f} s); checks {t['checks']:.1f} s; "
-              f"checks / bare {t['checks'] / bare:.2f}; total / bare {t['total'] / bare:.2f}")
-        print("         checks by part: " + ", ".join(
-            f"{k} {v:.1f} s" for k, v in t.get("checks_parts", {}).items()))
-        print(f"         robust accuracy {100 * rep.robust['mean_probability']['accuracy']:.2f} %;"
-              " eps grid: " + ", ".join(f"{g['eps']:g}: {100 * g['accuracy']:.1f} %"
-                                        for g in rep.eps_grid))
-        for c in rep.checks:
-            verdict = {True: "pass", False: "FAIL", None: "skipped"}[c["passed"]]
-            print(f"         {c['name']:<42} {verdict:<7} value={c['value']}")
-        print(flush=True)
+    settings = {"study": dict(eps_grid=STUDY_EPS_GRID, grid_attack_kwargs=dict(STUDY_GRID_ATTACK)),
+                "default": {}}
+    for name in args.check_settings:
+        print(f"fully checked evaluation (batched), {name} settings: "
+              f"{settings[name] or 'evaluate_robustness defaults'}")
+        for space in args.spaces:
+            _checked(pipe, Xte, y_idx, space, settings[name])
+
+
+def _checked(pipe, Xte, y_idx, space, kw):
+    """One fully checked evaluation of the batched module; prints its costs and checks."""
+    from sknnmfdiff import to_torch_module
+
+    module = to_torch_module(pipe, device="cpu", space=space)
+    rep, sec = _evaluate(module, Xte, y_idx, space, checks=True, **kw)
+    t = rep.timings
+    bare = t["attack"] + t["clean_scoring"] + t["robust_scoring"]
+    print(f"{space:>7}: total {sec:.1f} s; bare evaluation (attack + scoring) {bare:.1f} s "
+          f"(attack {t['attack']:.1f} s); checks {t['checks']:.1f} s; "
+          f"checks / bare {t['checks'] / bare:.2f}; total / bare {t['total'] / bare:.2f}")
+    print("         checks by part: " + ", ".join(
+        f"{k} {v:.1f} s" for k, v in t.get("checks_parts", {}).items()))
+    print(f"         robust accuracy {100 * rep.robust['mean_probability']['accuracy']:.2f} %;"
+          " eps grid: " + ", ".join(f"{g['eps']:g}: {100 * g['accuracy']:.1f} %"
+                                    for g in rep.eps_grid))
+    for c in rep.checks:
+        verdict = {True: "pass", False: "FAIL", None: "skipped"}[c["passed"]]
+        print(f"         {c['name']:<42} {verdict:<7} value={c['value']}")
+    print(flush=True)
 
 
 if __name__ == "__main__":

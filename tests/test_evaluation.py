@@ -615,3 +615,30 @@ def test_small_attack_ops_run_on_one_thread_when_the_module_has_workers(n_worker
     finally:
         torch.set_num_threads(before)
     assert model.threads and set(model.threads) == ({1} if n_workers else {2})
+
+
+@pytest.mark.parametrize("noise_std", [0.0, 0.1])
+def test_eps_grid_above_the_main_eps_attacks_only_what_the_main_attack_left(monkeypatch, noise_std):
+    """The grid shares work with the main attack: above the main eps only the samples
+    it left correct are attacked again; below it, every sample."""
+    from sknnmfdiff.evaluation import _sanity
+
+    X, y, w, b = make_linear_task(n=40, seed=4)
+    sizes = {}
+    real = _sanity.run_attack
+    monkeypatch.setattr(_sanity, "run_attack", lambda module, x, y, *, eps, **kw: (
+        sizes.setdefault(eps, len(x)), real(module, x, y, eps=eps, **kw))[1])
+    model = LinearModel(w, b, noise_std=noise_std, seed=1)
+    rep = evaluate_robustness(model, X, y, eps=0.03, protocol="adaptive", n_draws=8,
+                              eps_grid=(0.01, 0.06, 0.5), n_eot=4, square_n_eot=2,
+                              progress=False, **FAST)
+    n_robust = int(np.sum(rep.per_sample["robust_correct"]["mean_probability"]))
+    assert 0 < n_robust < len(y)
+    assert sizes == {0.01: len(y), 0.06: n_robust, 0.5: n_robust}
+    grid = {g["eps"]: g for g in rep.eps_grid}
+    main = rep.robust["mean_probability"]["accuracy"]
+    for e in (0.06, 0.5):
+        assert grid[e]["builds_on_main_attack"] is True and grid[e]["n_attacked"] == n_robust
+        assert grid[e]["accuracy"] <= main
+    assert "builds_on_main_attack" not in grid[0.01]
+    assert rep.failed_checks == [], rep.checks

@@ -181,8 +181,10 @@ def evaluate_robustness(
     n_draws : int, optional
         Scoring draws; default 1 (deterministic) or 100 (randomized).
     eps_grid : sequence of float, default=(0.0, 0.5)
-        Extra budgets attacked for checks 2 and 3 (the main eps is reused). Empty
-        to skip (the checks are then reported as skipped).
+        Extra budgets attacked for checks 2 and 3 (the main eps is reused; budgets
+        above it attack only the samples the main attack left correct, see
+        :func:`run_sanity_checks`). Empty to skip (the checks are then reported
+        as skipped).
     grid_attack_kwargs : dict, optional
         Attack settings overriding the main ones for the grid (e.g. fewer
         restarts to save time).

@@ -8,6 +8,7 @@ import logging
 import time
 
 import numpy as np
+import torch
 
 from ._attack import run_attack
 from ._attack_checks import (
@@ -36,10 +37,27 @@ def _part(timings, name):
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
 
 
+def _attack_rest(module, x, y, x_adv, still_correct, eps, **kw):
+    """Adversarial inputs at ``eps`` larger than the main budget: the main attack's
+    ``x_adv`` where it already broke the sample (it lies in the larger ball too), a
+    fresh attack of the remaining samples elsewhere."""
+    xt, xa = _to_tensor(x, "x").float(), _to_tensor(x_adv, "x_adv").float().clone()
+    rest = torch.from_numpy(np.flatnonzero(np.asarray(still_correct)))
+    if rest.numel():
+        yt = _to_tensor(y, "y")
+        xa[rest] = _to_tensor(run_attack(module, xt[rest], yt[rest], eps=eps, **kw), "x").float()
+    return xa, int(rest.numel())
+
+
 def _eps_grid_checks(module, x, y, *, cfg, clean_scores, rob_m, eps_grid, grid_attack_kwargs,
-                     n_draws, batch_size, random_state, device):
+                     n_draws, batch_size, random_state, device, x_adv=None, robust_correct=None):
     """Attack and score every grid eps (the main one reuses the main result); returns
-    the three grid checks (items 2 and 3) and the grid rows."""
+    the three grid checks (items 2 and 3) and the grid rows.
+
+    Budgets above the main ``eps`` build on the main attack when ``x_adv`` and
+    ``robust_correct`` (per-sample correctness under the mean-probability rule) are
+    given: only the samples it left correct are attacked again (see
+    :func:`run_sanity_checks`)."""
     eps, norm = cfg["eps"], cfg["norm"]
     clean_m = clean_scores["rules"]["mean_probability"]
     grid = []
@@ -54,9 +72,14 @@ def _eps_grid_checks(module, x, y, *, cfg, clean_scores, rob_m, eps_grid, grid_a
             if e == eps:
                 acc, ci, same, reused = rob_m["accuracy"], rob_m["accuracy_ci"], None, False
             else:
-                xa = run_attack(module, x, y, eps=e, norm=norm, protocol=cfg["protocol"],
-                                batch_size=batch_size, random_state=random_state, device=device,
-                                progress=False, **attack_kwargs)
+                kw = dict(norm=norm, protocol=cfg["protocol"], batch_size=batch_size,
+                          random_state=random_state, device=device, progress=False,
+                          **attack_kwargs)
+                nested = e > eps and x_adv is not None and robust_correct is not None
+                if nested:
+                    xa, n_attacked = _attack_rest(module, x, y, x_adv, robust_correct, e, **kw)
+                else:
+                    xa = run_attack(module, x, y, eps=e, **kw)
                 same = bool(np.array_equal(np.asarray(_to_tensor(xa, "x").cpu()),
                                            np.asarray(_to_tensor(x, "x").float().cpu())))
                 reused = same and clean_scores.get("n_draws") == n_draws
@@ -69,6 +92,8 @@ def _eps_grid_checks(module, x, y, *, cfg, clean_scores, rob_m, eps_grid, grid_a
                               random_state=random_state, device=device)["rules"]["mean_probability"]
                 acc, ci = m["accuracy"], m["accuracy_ci"]
             row = {"eps": e, "accuracy": acc, "accuracy_ci": ci, "identical_inputs": same}
+            if e != eps and nested:
+                row["builds_on_main_attack"], row["n_attacked"] = True, n_attacked
             if reused:
                 row["clean_scores_reused"] = True
             grid.append(row)
@@ -132,9 +157,17 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
         skipped.
     eps_grid : sequence of float, default=()
         Extra budgets in input units attacked for items 2 and 3; the main
-        ``eps`` is always added and reuses the main result. Empty reports the
-        three grid checks as skipped. An attack that raises at one eps marks
-        the monotonicity check as an error.
+        ``eps`` is always added and reuses the main result. Budgets above the
+        main ``eps`` build on it: a sample the main attack broke (mean-probability
+        rule of ``robust_scores``) keeps its ``x_adv``, which lies in the larger
+        ball too, and only the others are attacked at the larger budget, so the
+        large-eps check asks exactly whether the attack breaks what the main one
+        left. Robust accuracy at those budgets is then at most the main figure
+        by construction: the monotonicity check tests the budgets below the main
+        one, and the larger budgets among themselves. Budgets below the main one
+        attack every sample afresh. Empty reports the three grid checks as
+        skipped. An attack that raises at one eps marks the monotonicity check
+        as an error.
     grid_attack_kwargs : dict, optional
         Attack settings (``n_eot``, ``n_restarts``, ``n_iter``,
         ``square_queries``, ``square_n_eot``, ``eot_batch``) overriding the main
@@ -171,7 +204,8 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
         (mean-probability rule), ``"identical_inputs"`` (whether the attack
         left the inputs unchanged; ``None`` for the main eps) or ``"error"``;
         ``"clean_scores_reused": True`` where the clean scores stood in for
-        scoring unchanged inputs.
+        scoring unchanged inputs; ``"builds_on_main_attack": True`` and
+        ``"n_attacked"`` (samples attacked afresh) above the main eps.
         Empty when ``eps_grid`` is empty.
 
     Raises
@@ -192,7 +226,8 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
             grid_checks, grid = _eps_grid_checks(
                 module, x, y, cfg=cfg, clean_scores=clean_scores, rob_m=rob_m, eps_grid=eps_grid,
                 grid_attack_kwargs=grid_attack_kwargs, n_draws=n_draws, batch_size=batch_size,
-                random_state=random_state, device=device)
+                random_state=random_state, device=device, x_adv=x_adv,
+                robust_correct=robust_scores.get("correct", {}).get("mean_probability"))
         checks.extend(grid_checks)
     else:
         for name in ("eps_zero_equals_clean", "robust_accuracy_non_increasing_in_eps",
