@@ -154,7 +154,9 @@ def main():
 def _checked(pipe, Xte, y_idx, space, kw):
     """One fully checked evaluation of the batched module; prints its costs and checks."""
     from sknnmfdiff import to_torch_module
+    from sknnmfdiff.evaluation import _attack_checks
 
+    _attack_checks._TRANSFER_CACHE.clear()  # each checked evaluation pays its transfer attack
     module = to_torch_module(pipe, device="cpu", space=space)
     rep, sec = _evaluate(module, Xte, y_idx, space, checks=True, **kw)
     t = rep.timings

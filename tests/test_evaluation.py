@@ -642,3 +642,27 @@ def test_eps_grid_above_the_main_eps_attacks_only_what_the_main_attack_left(monk
         assert grid[e]["accuracy"] <= main
     assert "builds_on_main_attack" not in grid[0.01]
     assert rep.failed_checks == [], rep.checks
+
+
+def test_eps_zero_grid_attack_is_short_and_still_checked(monkeypatch):
+    """At eps = 0 no input can move: the grid runs a short attack there (1 restart, 10
+    iterations, 10 Square queries), and the check still fails when the inputs change."""
+    from sknnmfdiff.evaluation import _sanity
+
+    X, y, w, b = make_linear_task(n=30, seed=5)
+    seen = {}
+    real = _sanity.run_attack
+    monkeypatch.setattr(_sanity, "run_attack", lambda module, x, y, *, eps, **kw: (
+        seen.setdefault(eps, kw), real(module, x, y, eps=eps, **kw))[1])
+    rep = evaluate_robustness(LinearModel(w, b), X, y, eps=0.03, eps_grid=(0.0, 0.01),
+                              n_restarts=3, n_iter=40, square_queries=200, progress=False)
+    assert (seen[0.0]["n_restarts"], seen[0.0]["n_iter"], seen[0.0]["square_queries"]) == (1, 10, 10)
+    assert (seen[0.01]["n_restarts"], seen[0.01]["n_iter"], seen[0.01]["square_queries"]) == (3, 40, 200)
+    checks = {c["name"]: c for c in rep.checks}
+    assert checks["eps_zero_equals_clean"]["passed"] is True
+    # An attack that moves the inputs at eps = 0 is still caught.
+    monkeypatch.setattr(_sanity, "run_attack", lambda module, x, y, *, eps, **kw: (
+        torch.clamp(torch.as_tensor(x) + 0.2, 0, 1) if eps == 0 else real(module, x, y, eps=eps, **kw)))
+    rep = evaluate_robustness(LinearModel(w, b), X, y, eps=0.03, eps_grid=(0.0,), progress=False,
+                              **FAST)
+    assert "eps_zero_equals_clean" in rep.failed_checks

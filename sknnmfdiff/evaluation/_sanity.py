@@ -37,6 +37,11 @@ def _part(timings, name):
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
 
 
+#: Attack settings at eps = 0 (at most): the attack cannot move the inputs, so a short
+#: run checks the same thing (the inputs come back unchanged and score as clean).
+_ZERO_BUDGET = {"n_restarts": 1, "n_iter": 10, "square_queries": 10}
+
+
 def _attack_rest(module, x, y, x_adv, still_correct, eps, **kw):
     """Adversarial inputs at ``eps`` larger than the main budget: the main attack's
     ``x_adv`` where it already broke the sample (it lies in the larger ball too), a
@@ -79,6 +84,9 @@ def _eps_grid_checks(module, x, y, *, cfg, clean_scores, rob_m, eps_grid, grid_a
                 if nested:
                     xa, n_attacked = _attack_rest(module, x, y, x_adv, robust_correct, e, **kw)
                 else:
+                    if e == 0:  # nothing to search in a ball of radius 0: the path only
+                        kw.update({k: v if kw.get(k) is None else min(int(kw[k]), v)
+                                   for k, v in _ZERO_BUDGET.items()})
                     xa = run_attack(module, x, y, eps=e, **kw)
                 same = bool(np.array_equal(np.asarray(_to_tensor(xa, "x").cpu()),
                                            np.asarray(_to_tensor(x, "x").float().cpu())))
@@ -165,9 +173,11 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
         left. Robust accuracy at those budgets is then at most the main figure
         by construction: the monotonicity check tests the budgets below the main
         one, and the larger budgets among themselves. Budgets below the main one
-        attack every sample afresh. Empty reports the three grid checks as
-        skipped. An attack that raises at one eps marks the monotonicity check
-        as an error.
+        attack every sample afresh; at eps = 0, where no input can move, with at
+        most 1 restart, 10 iterations and 10 Square queries (the check asks only
+        that the inputs come back unchanged and score as clean). Empty reports
+        the three grid checks as skipped. An attack that raises at one eps marks
+        the monotonicity check as an error.
     grid_attack_kwargs : dict, optional
         Attack settings (``n_eot``, ``n_restarts``, ``n_iter``,
         ``square_queries``, ``square_n_eot``, ``eot_batch``) overriding the main
