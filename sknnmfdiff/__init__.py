@@ -23,6 +23,7 @@ _LAZY = {
     "StatSelector": "sknnmfdiff.feature_selection",
     "SkorchCNNClassifier": "sknnmfdiff.classifier",
     "DiffusionPurifier": "sknnmfdiff.purification",
+    "SmoothedClassifier": "sknnmfdiff.smoothing",
     "make_paper_pipeline": "sknnmfdiff.pipeline",
     "make_baseline_pipeline": "sknnmfdiff.pipeline",
     "to_torch_module": "sknnmfdiff.torch_adapter",

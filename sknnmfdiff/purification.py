@@ -15,37 +15,18 @@ import numbers
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_memory, check_is_fitted, validate_data
 
 from ._persistence import VersionedEstimatorMixin
+from ._seeding import base_seed as _base_seed
+from ._seeding import derived_seed as _derived_seed
 from .nn import DenoiserMLP, FeaturePurifier, as_tensor, linear_beta_schedule, single_thread
 
 __all__ = ["DiffusionPurifier"]
 
 logger = logging.getLogger(__name__)
-
-_SEED_MAX = 2**31 - 1
-
-
-def _base_seed(random_state):
-    """An int seed from ``random_state``; ``None`` gives fresh OS entropy on every call.
-
-    An int is used as is; a ``RandomState`` instance gives one draw (and is advanced, as in
-    scikit-learn).
-    """
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0] % _SEED_MAX)
-    if isinstance(random_state, numbers.Integral):
-        return int(random_state)
-    return int(check_random_state(random_state).randint(_SEED_MAX))
-
-
-def _derived_seed(seed, purpose):
-    """Independent int seeds for the separate uses of one ``random_state``."""
-    return int(np.random.SeedSequence([seed, purpose]).generate_state(1)[0] % _SEED_MAX)
-
 
 _FIT, _TRANSFORM, _ERROR, _TRAIN_PURIFY = 1, 2, 3, 4
 

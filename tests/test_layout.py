@@ -14,13 +14,13 @@ PKG = ROOT / "sknnmfdiff"
 #: Top-level parts of the package, lowest first: a module may import from its own
 #: layer's part or from lower layers, never from a higher one (CONTRIBUTING.md).
 LAYERS = [
-    ("paper", "_jsonable", "_persistence", "nn"),  # constants, helpers, plain torch blocks
+    ("paper", "_jsonable", "_persistence", "_seeding", "nn"),  # constants, helpers, plain torch blocks
     ("datasets",),  # images
     ("decomposition",),  # -> features
     ("feature_selection",),  # -> selection
     ("purification",),  # -> purification
     ("classifier",),  # -> classifier
-    ("pipeline",),
+    ("pipeline", "smoothing"),  # smoothing sits above purification and classifier
     ("torch_adapter",),  # adapter on top
     ("evaluation", "plots"),  # evaluation and figures on top
     ("model_selection",),  # robustness-aware scoring for scikit-learn's search

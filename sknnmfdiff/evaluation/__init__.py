@@ -93,6 +93,10 @@ One module per concern; each imports only those above it in this list.
 - ``_attack_checks``: checks of the attack (bounds, noise, eps grid, Square, plateau,
   transfer).
 - ``_sanity``: :func:`run_sanity_checks` and :func:`baseline_checks`.
+- ``_certified``: certified accuracy of randomized smoothing against the radius
+  (:func:`certified_accuracy`, :func:`certified_accuracy_table`,
+  :func:`max_certified_eps`).
+- ``_certified_checks``: :func:`check_certified_bound` (no attack beats the certificate).
 - ``_report``: :class:`RobustnessReport` and :func:`paper_table`.
 - ``_protocol``: :func:`evaluate_robustness`, the whole protocol on one model.
 """
@@ -108,6 +112,14 @@ from ._attack_checks import (
     check_transfer,
 )
 from ._autoattack import autoattack_flags
+from ._certified import (
+    certified_accuracy,
+    certified_accuracy_table,
+    format_certified_table,
+    linf_to_l2_radius,
+    max_certified_eps,
+)
+from ._certified_checks import check_certified_bound
 from ._check_result import CheckResult
 # Option names, importable here as before the split (not in __all__).
 from ._common import METRIC_NAMES, NORMS, PROTOCOLS, SCORING_RULES, SPACES  # noqa: F401
@@ -129,7 +141,10 @@ __all__ = [
     "autoattack_flags",
     "baseline_checks",
     "check_attack_plateau",
+    "certified_accuracy",
+    "certified_accuracy_table",
     "check_batch_invariance",
+    "check_certified_bound",
     "check_eps_grid",
     "check_flags",
     "check_gradients",
@@ -139,6 +154,9 @@ __all__ = [
     "check_square_vs_whitebox",
     "classification_metrics",
     "evaluate_robustness",
+    "format_certified_table",
+    "linf_to_l2_radius",
+    "max_certified_eps",
     "paper_table",
     "predict_proba_draws",
     "resolve_attack_config",

@@ -24,16 +24,20 @@ private submodules, one concern each:
 - ``_robustness``: figures of the defence and its evaluation
   (:func:`plot_denoising_error`, :func:`plot_robustness_curve`,
   :func:`plot_adversarial_examples`).
+- ``_certified``: certified accuracy of randomized smoothing against the radius
+  (:func:`plot_certified_accuracy`).
 - ``_sweep``: figures of a sweep (:func:`plot_tradeoff`, :func:`plot_metric_vs_t`).
 - ``_common``: the pyplot-free figure and input checks the figures share, and
   :func:`save_figure`.
 
-Imports run one way: ``_features``, ``_robustness`` and ``_sweep`` build on ``_common``,
+Imports run one way: ``_features``, ``_robustness``, ``_certified`` and ``_sweep`` build on
+``_common``,
 which imports nothing of the package.
 """
 
 import logging
 
+from ._certified import plot_certified_accuracy
 from ._common import save_figure
 from ._features import plot_class_activation_heatmap, plot_feature_scores, plot_nmf_basis
 from ._robustness import plot_adversarial_examples, plot_denoising_error, plot_robustness_curve
@@ -46,6 +50,7 @@ __all__ = [
     "plot_denoising_error",
     "plot_robustness_curve",
     "plot_adversarial_examples",
+    "plot_certified_accuracy",
     "plot_tradeoff",
     "plot_metric_vs_t",
     "save_figure",
