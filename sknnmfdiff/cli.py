@@ -155,8 +155,9 @@ def build_parser():
                    help="small phantom-data sweep (2 x 2 grid, 2 folds) in a couple of minutes")
     p.add_argument("--image-size", type=_positive_int, default=None,
                    help="image side in pixels (default: 128 with --data, 64 for phantom data)")
-    p.add_argument("--n-per-class", type=_positive_int, default=PAPER_PROTOCOL["n_per_class"],
-                   help="unique images per class of the paper split (default: %(default)s)")
+    p.add_argument("--n-per-class", type=_positive_int, default=None,
+                   help=f"unique images per class of the paper split (default: "
+                        f"{PAPER_PROTOCOL['n_per_class']}; 300 with --quick)")
     p.add_argument("--rank", type=_positive_int, nargs="+", default=None,
                    help="NMF ranks (default: 5 10 15 30 60)")
     p.add_argument("--k", type=_positive_int, nargs="+", default=None,
@@ -165,9 +166,11 @@ def build_parser():
                    help="purifier timesteps, 0 = no purifier (default: 0 10 20 41 80 150 300)")
     p.add_argument("--n-eot", type=_positive_int, nargs="+", default=None,
                    help="purifier noise draws (default: 8)")
-    p.add_argument("--cv", type=_positive_int, default=3, help="folds (default: %(default)s)")
-    p.add_argument("--eps", type=_positive_float, default=PAPER_PROTOCOL["eps"],
-                   help="L-inf budget of the per-cell robust score, feature units (default: %(default)s)")
+    p.add_argument("--cv", type=_positive_int, default=None,
+                   help="folds, >= 2 (default: 3; 2 with --quick)")
+    p.add_argument("--eps", type=_positive_float, default=None,
+                   help=f"L-inf budget of the per-cell robust score, feature units "
+                        f"(default: {PAPER_PROTOCOL['eps']})")
     p.add_argument("--max-eval", type=_positive_int, default=None,
                    help="held-out samples attacked per cell (default: all)")
     p.add_argument("--backend", choices=["local", "dask"], default="local",
@@ -302,7 +305,7 @@ def _cmd_sweep(args):
 
     _check_dir(args.data)
     _check_device(args.device)
-    if args.cv < 2:
+    if args.cv is not None and args.cv < 2:
         raise _BadInput(f"--cv {args.cv}: need at least 2 folds")
     if args.backend == "dask":
         try:
@@ -314,13 +317,22 @@ def _cmd_sweep(args):
         raise _BadInput("--scheduler needs --backend dask")
     if args.quick and args.data:
         raise _BadInput("--quick runs on phantom data; leave out --data")
+    grid = {"--rank": ("n_components", args.rank), "--k": ("k", args.k), "--t": ("t", args.t),
+            "--n-eot": ("n_eot", args.n_eot)}
+    for flag, (_, values) in grid.items():
+        if values is not None and len(set(values)) != len(values):
+            raise _BadInput(f"{flag} {' '.join(map(str, values))}: give each value once")
+    if args.t is not None and max(args.t) > 1000:
+        raise _BadInput(f"--t {max(args.t)}: timesteps lie in 0 .. 1000 (the purifier's n_steps)")
     settings = dict(QUICK) if args.quick else {}
-    grid = {"n_components": args.rank, "k": args.k, "t": args.t, "n_eot": args.n_eot}
-    settings.update({k: tuple(v) for k, v in grid.items() if v is not None})
+    settings.update({name: tuple(v) for name, v in grid.values() if v is not None})
     if args.image_size or not args.quick:
         settings["image_size"] = args.image_size or (PAPER_PROTOCOL["image_size"] if args.data else 64)
+    # Flags given explicitly win over --quick's settings; unset ones keep them or the defaults.
+    settings.update({name: getattr(args, name) for name in ("cv", "eps", "n_per_class")
+                     if getattr(args, name) is not None})
     if not args.quick:
-        settings.update(data=args.data, cv=args.cv, eps=args.eps, n_per_class=args.n_per_class)
+        settings["data"] = args.data
     _check_out(args.out)
     from .sweep import run_sweep
 
@@ -331,11 +343,12 @@ def _cmd_sweep(args):
         workers=args.workers, torch_threads=args.torch_threads,
         quiet=args.quiet, log=None if args.quiet else _say)
     if not args.quiet:
-        best = results["summary"][results["pareto"][0]] if results["pareto"] else None
-        if best:
-            _say("Best clean score on the Pareto front: rank {n_components}, k {k}, t {t}: "
-                 "clean {clean_balanced_accuracy:.3f}, robust {robust_balanced_accuracy:.3f}"
-                 .format(**best))
+        if results.get("selected"):
+            best = results["summary"][results["selected"][0]]
+            _say("Most robust within {tol:g} of the best clean score: rank {n_components}, "
+                 "k {k}, t {t}: clean {clean_balanced_accuracy:.3f}, robust "
+                 "{robust_balanced_accuracy:.3f} (balanced accuracy)"
+                 .format(tol=results["config"]["tolerance"], **best))
         _say(f"Report: {Path(args.out) / 'report.md'}")
     return 0
 

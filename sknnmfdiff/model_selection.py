@@ -218,10 +218,20 @@ class _RobustRefit:
         self.clean, self.robust, self.tolerance = clean, robust, tolerance
 
     def __call__(self, cv_results):
-        clean = np.asarray(cv_results[f"mean_test_{self.clean}"], dtype=float)
-        robust = np.asarray(cv_results[f"mean_test_{self.robust}"], dtype=float)
-        if not np.isfinite(clean).any():
-            raise ValueError(f"no finite mean_test_{self.clean} in cv_results_.")
+        scores = {}
+        for name in (self.clean, self.robust):
+            key = f"mean_test_{name}"
+            if key not in cv_results:
+                have = sorted(k[len("mean_test_"):] for k in cv_results if k.startswith("mean_test_"))
+                raise KeyError(f"robust_refit: no score named {name!r} in the search's scoring "
+                               f"(it has {have}); pass scoring={{{name!r}: ...}} or rename.")
+            scores[name] = np.asarray(cv_results[key], dtype=float)
+            if not np.isfinite(scores[name]).any():
+                raise ValueError(
+                    f"robust_refit: every mean_test_{name} is NaN: the {name!r} scorer failed "
+                    "on every candidate (see the search's warnings, or pass "
+                    "error_score='raise' to see the error).")
+        clean, robust = scores[self.clean], scores[self.robust]
         ok = np.flatnonzero(clean >= np.nanmax(clean) - self.tolerance)
         robust_ok = np.where(np.isfinite(robust[ok]), robust[ok], -np.inf)
         # Ties in robustness go to the better clean score, then to the first candidate.
@@ -261,10 +271,12 @@ def robust_refit(clean="accuracy", robust="robust", tolerance=0.02):
     Raises
     ------
     ValueError
-        If ``tolerance`` is negative, or (when called) no clean score is finite.
+        If ``tolerance`` is negative, or (when called) every clean or every robust
+        score is NaN (a scorer that failed on every candidate: the rule never falls
+        back to the clean score alone).
     KeyError
         When called, if ``cv_results`` lacks ``mean_test_<clean>`` or
-        ``mean_test_<robust>``.
+        ``mean_test_<robust>`` (the message lists the names it has).
     """
     if not isinstance(tolerance, numbers.Real) or isinstance(tolerance, bool) or not tolerance >= 0:
         raise ValueError(f"tolerance must be a real number >= 0, got {tolerance!r}.")

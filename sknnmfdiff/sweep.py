@@ -12,9 +12,10 @@ missing (arXiv 2603.13182, Sec. 6: rank and t fixed "ad hoc", one eps).
    (:class:`~sknnmfdiff.model_selection.RobustnessScorer`, light settings by default).
    ``t = 0`` is the undefended pipeline. A ``k`` above the rank keeps every component
    (``k = n_components``; the cell is run once).
-2. **Curves.** For the most robust configurations within ``tolerance`` of the best
-   clean score (:func:`~sknnmfdiff.model_selection.robust_refit`), the Pareto front's
-   best and the paper's configuration (rank 15, k 10, t 41, 8 draws), the pipeline is
+2. **Curves.** For the ``n_best`` most robust configurations whose clean score is
+   within ``tolerance`` of the best clean score (the rule of
+   :func:`~sknnmfdiff.model_selection.robust_refit`; fewer when fewer qualify) and the
+   paper's configuration (rank 15, k 10, t 41, 8 draws), the pipeline is
    fitted on the whole development part and attacked on the test part at every eps of
    ``eps_curve``, in both threat models.
 
@@ -162,8 +163,15 @@ def _check(cfg):
         if not values or any(isinstance(v, bool) or not isinstance(v, (int, np.integer))
                              for v in values):
             raise ValueError(f"{name} must be a non-empty sequence of integers, got {values!r}.")
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name} repeats a value ({list(values)}): each grid value once.")
     if min(cfg.n_components) < 1 or min(cfg.k) < 1 or min(cfg.t) < 0 or min(cfg.n_eot) < 1:
         raise ValueError("n_components, k and n_eot must be >= 1 and t >= 0.")
+    from .purification import DiffusionPurifier
+
+    n_steps = DiffusionPurifier().n_steps
+    if max(cfg.t) > n_steps:
+        raise ValueError(f"t must be <= {n_steps} (the purifier's n_steps), got {max(cfg.t)}.")
     if cfg.cv < 2:
         raise ValueError(f"cv must be >= 2, got {cfg.cv}.")
     if cfg.backend not in ("local", "dask"):
@@ -384,18 +392,23 @@ def pareto_front(summary):
     return sorted(front, key=lambda i: (-c[i], -r[i]))
 
 
+def _best(summary, cfg):
+    """Indices of the ``n_best`` most robust configurations within ``tolerance`` of the
+    best clean score, most robust first (ties: higher clean score, then grid order);
+    the first is the one :func:`robust_refit` picks."""
+    clean = np.array([s["clean_balanced_accuracy"] for s in summary], dtype=float)
+    robust = np.array([s["robust_balanced_accuracy"] for s in summary], dtype=float)
+    first = robust_refit("clean", "robust", cfg.tolerance)(
+        {"mean_test_clean": clean, "mean_test_robust": robust})
+    ok = np.flatnonzero(clean >= np.nanmax(clean) - cfg.tolerance)
+    order = ok[np.lexsort((ok, -clean[ok], -np.where(np.isfinite(robust[ok]), robust[ok], -np.inf)))]
+    rest = [int(i) for i in order if i != first]
+    return [int(first)] + rest[: max(0, cfg.n_best - 1)]
+
+
 def _curve_cells(summary, cfg):
     """The configurations that get curves: most robust within tolerance, and the paper's."""
-    cv_results = {"mean_test_clean": [s["clean_balanced_accuracy"] for s in summary],
-                  "mean_test_robust": [s["robust_balanced_accuracy"] for s in summary]}
-    chosen = []
-    remaining = list(range(len(summary)))
-    for _ in range(min(cfg.n_best, len(summary))):
-        sub = {k: [v[i] for i in remaining] for k, v in cv_results.items()}
-        pick = remaining[robust_refit("clean", "robust", cfg.tolerance)(sub)]
-        chosen.append(pick)
-        remaining.remove(pick)
-    cells = [{k: summary[i][k] for k in _GRID_KEYS} for i in chosen]
+    cells = [{k: summary[i][k] for k in _GRID_KEYS} for i in _best(summary, cfg)]
     paper = dict(PAPER_CELL)
     if paper not in cells:
         cells.append(paper)
@@ -537,7 +550,8 @@ def run_sweep(config=None, *, quiet=False, log=None, **overrides):
     results = {"config": dataclasses.asdict(cfg), "key": key, "data": data_summary,
                "versions": _package_versions(), "machine": _runs.machine_info(),
                "cells": rows, "summary": summary, "pareto": front, "curves": curves,
-               "curve_cells": curve_cells, "paper_cell": dict(PAPER_CELL), "timings": timings}
+               "selected": _best(summary, cfg), "curve_cells": curve_cells,
+               "paper_cell": dict(PAPER_CELL), "timings": timings}
     from ._sweep_output import write_outputs
 
     write_outputs(results, out)

@@ -90,8 +90,12 @@ def test_robust_refit_picks_the_most_robust_within_tolerance():
     assert robust_refit()(cv_nan) == 1
     with pytest.raises(ValueError, match="tolerance"):
         robust_refit(tolerance=-0.1)
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="'balanced'.*'accuracy', 'robust'"):
         robust_refit(clean="balanced")(cv)
+    # A robust scorer that failed everywhere (all NaN) is an error, not a clean-only pick.
+    cv_failed = {"mean_test_accuracy": [0.9, 0.8], "mean_test_robust": [np.nan, np.nan]}
+    with pytest.raises(ValueError, match="every mean_test_robust is NaN"):
+        robust_refit()(cv_failed)
 
 
 def test_grid_search_with_robust_scoring_and_refit(data):

@@ -123,6 +123,8 @@ def test_dask_backend_without_distributed_is_one_line_exit_2(tmp_path, capsys, m
 @pytest.mark.parametrize("argv, match", [
     (["--cv", "1"], "--cv"),
     (["--scheduler", "tcp://x:1"], "--scheduler"), (["--data", "nowhere"], "nowhere"),
+    (["--rank", "8", "8"], "--rank 8 8"), (["--t", "0", "41", "0"], "--t 0 41 0"),
+    (["--t", "0", "5000"], "--t 5000"),
 ])
 def test_bad_sweep_arguments(tmp_path, capsys, argv, match):
     assert main(["sweep", "--out", str(tmp_path / "o"), *argv]) == 2
@@ -158,3 +160,44 @@ def test_k_above_the_rank_keeps_every_component_once():
     assert {c["k"] for c in cells} == {5}
     assert len(cells) == 3  # t = 0 once; t = 20 with 4 and 8 draws
     assert [c["n_eot"] for c in cells if c["t"] == 0] == [4]
+
+
+def test_best_configurations_are_all_within_tolerance_of_the_overall_best():
+    """The n_best picks are ranked within one tolerance band of the best clean score,
+    not re-banded around what is left after each pick."""
+    from types import SimpleNamespace
+
+    from sknnmfdiff.sweep import _best
+
+    summary = [{"clean_balanced_accuracy": c, "robust_balanced_accuracy": r}
+               for c, r in [(0.90, 0.10), (0.885, 0.30), (0.87, 0.50), (0.895, 0.20)]]
+    cfg = SimpleNamespace(tolerance=0.02, n_best=3)
+    # Within 0.02 of 0.90: rows 0, 1 and 3; row 2 (0.87) is out although it is the most
+    # robust and would sit within 0.02 of row 1's 0.885 after two picks.
+    assert _best(summary, cfg) == [1, 3, 0]
+    assert _best(summary, SimpleNamespace(tolerance=0.0, n_best=2)) == [0]
+
+
+def test_repeated_grid_values_and_too_large_t_are_rejected_up_front(tmp_path):
+    from sknnmfdiff.sweep import SweepConfig, run_sweep
+
+    with pytest.raises(ValueError, match="repeats a value"):
+        run_sweep(SweepConfig(n_components=(8, 8)), out=str(tmp_path / "a"))
+    with pytest.raises(ValueError, match="t must be <= 1000"):
+        run_sweep(SweepConfig(t=(0, 5000)), out=str(tmp_path / "b"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_quick_honours_explicit_cv_eps_and_n_per_class(monkeypatch, tmp_path):
+    """--quick sets the small defaults; flags the user types win over them."""
+    from sknnmfdiff import sweep
+
+    seen = {}
+    monkeypatch.setattr(sweep, "run_sweep", lambda config, **kw: seen.update(
+        config=config, **kw) or {"summary": [], "selected": [], "config": {}})
+    assert main(["sweep", "--quick", "--quiet", "--out", str(tmp_path / "a")]) == 0
+    assert (seen["config"].cv, seen["config"].eps, seen["config"].n_per_class) == (
+        QUICK["cv"], 0.1, QUICK["n_per_class"])
+    assert main(["sweep", "--quick", "--quiet", "--cv", "3", "--eps", "0.05",
+                 "--n-per-class", "100", "--out", str(tmp_path / "b")]) == 0
+    assert (seen["config"].cv, seen["config"].eps, seen["config"].n_per_class) == (3, 0.05, 100)
