@@ -43,6 +43,10 @@ LIGHT_ATTACK = {
 }
 
 _METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "mcc")
+# The evaluator's option names (sknnmfdiff.evaluation), repeated here so that the scorer
+# checks them when built without importing the evaluation (and torch) early.
+_NORMS = ("Linf", "L2")
+_RULES = ("single_draw", "mean_probability", "majority_vote", "worst_case")
 
 
 class RobustnessScorer:
@@ -78,7 +82,8 @@ class RobustnessScorer:
         Attack at most this many held-out samples (a seeded, stratified subsample);
         None attacks all.
     random_state : int, default=0
-        Seed of the attack, the subsample and the scoring draws.
+        Seed (>= 0) of the attack, the subsample and the scoring draws; fixed, so that
+        every candidate of a search meets the same attack.
     device : str or None, default=None
         Torch device (``"cpu"``, ``"cuda"``); None uses the pipeline's.
     batch_size : int, default=250
@@ -87,7 +92,10 @@ class RobustnessScorer:
     Raises
     ------
     ValueError
-        On an unknown option, a negative ``eps`` or ``max_samples < 2``.
+        When built (not later, inside a search): on an unknown option (``space``,
+        ``protocol``, ``norm``, ``metric``, ``rule``, ``attack`` or its keys), a
+        negative ``eps``, ``max_samples < 2``, a ``random_state`` that is not an
+        int >= 0, or ``batch_size < 1``.
     """
 
     def __init__(self, *, eps=0.1, space="feature", protocol="adaptive", norm="Linf",
@@ -111,6 +119,17 @@ class RobustnessScorer:
         if max_samples is not None and (not isinstance(max_samples, numbers.Integral)
                                         or isinstance(max_samples, bool) or max_samples < 2):
             raise ValueError(f"max_samples must be an int >= 2 or None, got {max_samples!r}.")
+        if norm not in _NORMS:
+            raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}.")
+        if rule is not None and rule not in _RULES:
+            raise ValueError(f"rule must be None or one of {_RULES}, got {rule!r}.")
+        if not isinstance(random_state, numbers.Integral) or isinstance(random_state, bool) \
+                or random_state < 0:
+            raise ValueError("random_state must be an int >= 0 (the scorer attacks with a "
+                             f"fixed seed so that candidates compare), got {random_state!r}.")
+        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
         self.eps = float(eps)
         self.space = space
         self.protocol = protocol

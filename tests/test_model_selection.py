@@ -120,3 +120,20 @@ def test_cross_validate_with_the_scorer(data):
                          scoring={"robust": make_robustness_scorer(eps=0.05, attack=TINY_ATTACK)})
     assert out["test_robust"].shape == (2,)
     assert np.all((out["test_robust"] >= 0) & (out["test_robust"] <= 1))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"norm": "L3"}, "norm"), ({"rule": "bogus"}, "rule"), ({"batch_size": 0}, "batch_size"),
+    ({"random_state": "x"}, "random_state"), ({"random_state": None}, "random_state"),
+    ({"space": "image"}, "space"), ({"attack": {"n_iters": 3}}, "unknown attack settings"),
+])
+def test_scorer_options_are_checked_when_built(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_robustness_scorer(**kwargs)
+
+
+def test_scorer_option_names_match_the_evaluator():
+    from sknnmfdiff import model_selection
+    from sknnmfdiff.evaluation._common import NORMS, SCORING_RULES
+
+    assert model_selection._NORMS == NORMS and model_selection._RULES == SCORING_RULES
