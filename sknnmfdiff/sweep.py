@@ -153,8 +153,12 @@ QUICK = dict(data=None, image_size=32, phantom_samples=600, n_per_class=300,
              attack={"n_restarts": 1, "n_iter": 20, "n_eot": 4, "square_queries": 50,
                      "square_n_eot": 1, "n_draws": 8})
 
-# Settings that do not change any figure: left out of the key of finished work.
-_NOT_IN_KEY = ("out", "backend", "n_jobs", "scheduler", "workers")
+# Settings left out of the key of finished work: where and how the tasks run, and the
+# grid itself (a cell's result depends on its own rank, k, t and draws only, which name
+# its file; so a grid extended by a value reuses every finished cell), and which cells
+# get curves (each curve's file is named by its cell and threat model).
+_NOT_IN_KEY = ("out", "backend", "n_jobs", "scheduler", "workers", *_GRID_KEYS, "n_best",
+               "tolerance")
 
 
 def _check(cfg):

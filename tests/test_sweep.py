@@ -201,3 +201,22 @@ def test_quick_honours_explicit_cv_eps_and_n_per_class(monkeypatch, tmp_path):
     assert main(["sweep", "--quick", "--quiet", "--cv", "3", "--eps", "0.05",
                  "--n-per-class", "100", "--out", str(tmp_path / "b")]) == 0
     assert (seen["config"].cv, seen["config"].eps, seen["config"].n_per_class) == (3, 0.05, 100)
+
+
+def test_an_extended_grid_reuses_every_finished_cell(tmp_path):
+    """Adding a value to the grid computes only the new cells; the finished ones (and
+    their curves) are read back, so the results equal a fresh run of the larger grid."""
+    out = tmp_path / "s"
+    small = dict(TINY, n_components=(4,), t=(0,))
+    run_sweep(out=str(out), quiet=True, **small)
+    kept = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/*.json")}
+    assert kept
+    grown = run_sweep(out=str(out), quiet=True, **dict(small, t=(0, 10)))
+    assert len(list(out.glob("cells/*"))) == 1  # one folder of finished work
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    fresh = run_sweep(out=str(tmp_path / "fresh"), quiet=True, **dict(small, t=(0, 10)))
+    assert _strip(grown) == _strip(fresh)
+    # cells.csv keeps its leading columns after a resume from disk.
+    with open(out / "cells.csv") as fh:
+        header = next(csv.reader(fh))
+    assert header[:5] == ["n_components", "k", "t", "n_eot", "fold"]
