@@ -427,6 +427,11 @@ def _run_tasks(cfg, calls, n_total, desc, quiet):
     bar = tqdm(total=n_total, desc=desc, unit="cell", disable=quiet)
     try:
         if cfg.backend == "dask":
+            # Dask's own INFO lines (workers starting, stopping) are not the sweep's
+            # progress: warnings only, errors only when quiet; restored afterwards.
+            dask_log = logging.getLogger("distributed")
+            level = dask_log.level
+            dask_log.setLevel(logging.ERROR if quiet else logging.WARNING)
             client = _dask_client(cfg)
             try:
                 with parallel_config(backend="dask"):
@@ -438,6 +443,7 @@ def _run_tasks(cfg, calls, n_total, desc, quiet):
                 client.close()
                 if cluster is not None:
                     cluster.close()
+                dask_log.setLevel(level)
         else:
             for res in Parallel(n_jobs=cfg.n_jobs, return_as="generator_unordered")(calls):
                 bar.update(len(res) if isinstance(res, list) else 1)
@@ -463,7 +469,8 @@ def _dask_client(cfg):
     if cfg.scheduler:
         return Client(cfg.scheduler)
     cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+                           dashboard_address=None,
+                           silence_logs=logging.getLogger("distributed").level)
     client = Client(cluster)
     client._sknnmfdiff_cluster = cluster
     return client
