@@ -7,6 +7,7 @@ file), with one line on standard error instead of a traceback.
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def _common(p, *, out_default):
                    help="skip unreadable image files with a warning instead of stopping")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="torch device (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: %(default)s)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="seed of every random draw, >= 0 (default: %(default)s)")
     p.add_argument("--out", default=out_default, help="output folder (default: %(default)s)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or stage messages")
 
@@ -82,8 +84,8 @@ def _positive_float(text):
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    if not (v >= 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return v
 
 
@@ -171,8 +173,8 @@ def build_parser():
     p.add_argument("--eps", type=_positive_float, default=None,
                    help=f"L-inf budget of the per-cell robust score, feature units "
                         f"(default: {PAPER_PROTOCOL['eps']})")
-    p.add_argument("--max-eval", type=_positive_int, default=None,
-                   help="held-out samples attacked per cell (default: all)")
+    p.add_argument("--max-eval", type=_int_at_least(2), default=None,
+                   help="held-out samples attacked per cell, >= 2 (default: all)")
     p.add_argument("--backend", choices=["local", "dask"], default="local",
                    help="run the cells locally (joblib) or on a Dask cluster (default: %(default)s)")
     p.add_argument("--n-jobs", type=_positive_int, default=1,
@@ -226,9 +228,9 @@ def build_parser():
     return parser
 
 
-def _check_dir(path):
+def _check_dir(path, flag="--data"):
     if path is not None and not Path(path).exists():
-        raise _BadInput(f"no such folder: {path}")
+        raise _BadInput(f"{flag} {path}: no such folder")
 
 
 def _check_out(path):

@@ -124,10 +124,16 @@ def test_dask_backend_without_distributed_is_one_line_exit_2(tmp_path, capsys, m
     (["--cv", "1"], "--cv"),
     (["--scheduler", "tcp://x:1"], "--scheduler"), (["--data", "nowhere"], "nowhere"),
     (["--rank", "8", "8"], "--rank 8 8"), (["--t", "0", "41", "0"], "--t 0 41 0"),
-    (["--t", "0", "5000"], "--t 5000"),
+    (["--t", "0", "5000"], "--t 5000"), (["--max-eval", "1"], "--max-eval"),
+    (["--eps", "inf"], "--eps"), (["--seed", "-1"], "--seed"),
+    (["--data", "/no/such/dir"], "--data /no/such/dir"),
 ])
 def test_bad_sweep_arguments(tmp_path, capsys, argv, match):
-    assert main(["sweep", "--out", str(tmp_path / "o"), *argv]) == 2
+    try:
+        status = main(["sweep", "--out", str(tmp_path / "o"), *argv])
+    except SystemExit as exc:  # rejected by argparse itself
+        status = exc.code
+    assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0]
 
