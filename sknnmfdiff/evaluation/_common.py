@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import random
 import sys
+import time
 
 import numpy as np
 import torch
@@ -159,3 +160,17 @@ def _state_digest(module):
         else:
             h.update(repr(t).encode())
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def timed(timings, name):
+    """Add the wall time of the block to ``timings[name]`` (seconds; 0 when new).
+
+    ``timings`` None times nothing. Blocks under one name add up.
+    """
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
@@ -16,7 +15,7 @@ from ._attack import run_attack
 from ._attack_checks import check_transfer
 from ._autoattack import autoattack_flags
 from ._check_result import _safe_check
-from ._common import SPACES, _check_inputs, _module_device, _small_ops, _to_tensor
+from ._common import SPACES, _check_inputs, _module_device, _small_ops, _to_tensor, timed
 from ._report import RobustnessReport
 from ._sanity import run_sanity_checks
 from ._scoring import score
@@ -60,16 +59,6 @@ def _check_options(space, attack_kwargs):
         raise TypeError(f"unknown attack settings {sorted(unknown)}; allowed: {sorted(_ATTACK_SETTINGS)}.")
 
 
-@contextlib.contextmanager
-def _timed(timings, name):
-    """Store the wall time of the block in ``timings[name]`` (seconds)."""
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[name] = time.perf_counter() - t0
-
-
 def _as_module(model, y, space, device):
     """The model as a torch module and ``y`` as its class indices.
 
@@ -105,7 +94,7 @@ def _sanity_checks(module, xt, yt, x_adv, *, cfg, clean_s, rob_s, details, eps, 
     classifier, white-box against transfer; returns ``(flags, checks, eps_grid)``. The
     seconds of each part are added to ``parts``."""
     try:
-        with _timed(parts, "autoattack_flags"), _small_ops(module):
+        with timed(parts, "autoattack_flags"), _small_ops(module):
             flags = autoattack_flags(module, xt, yt, batch_size=batch_size,
                                      attacks=cfg["attacks"], device=device)
     except Exception as exc:  # noqa: BLE001
@@ -118,7 +107,7 @@ def _sanity_checks(module, xt, yt, x_adv, *, cfg, clean_s, rob_s, details, eps, 
         batch_size=batch_size, random_state=random_state, device=device, timings=parts)
     bare_fn = getattr(module, "without_purifier", None)
     if cfg.get("randomized") and bare_fn is not None:
-        with _timed(parts, "transfer"):
+        with timed(parts, "transfer"):
             check_list.append(_safe_check(
                 "whitebox_at_least_as_strong_as_transfer", check_transfer, module, bare_fn(),
                 xt, yt, robust_accuracy=rob_s["rules"]["mean_probability"]["accuracy"], eps=eps,
@@ -225,7 +214,7 @@ def evaluate_robustness(
     xt, yt = _check_inputs(x, y, device=dev)
 
     # 2. The attack, batch by batch (checkpointed).
-    with _timed(timings, "attack"):
+    with timed(timings, "attack"):
         x_adv, details = run_attack(module, xt, yt, eps=eps, norm=norm, protocol=protocol,
                                     batch_size=batch_size, random_state=random_state, device=dev,
                                     checkpoint_dir=checkpoint_dir, progress=progress,
@@ -236,17 +225,17 @@ def evaluate_robustness(
     cfg["scoring_draws"] = int(n_draws)
 
     # 3. Clean and adversarial inputs scored under the same draws.
-    with _timed(timings, "clean_scoring"):
+    with timed(timings, "clean_scoring"):
         clean_s = score(module, xt, yt, n_draws=n_draws, batch_size=batch_size,
                         random_state=random_state, device=dev)
-    with _timed(timings, "robust_scoring"):
+    with timed(timings, "robust_scoring"):
         rob_s = score(module, x_adv, yt, n_draws=n_draws, batch_size=batch_size,
                       random_state=random_state, device=dev)
 
     # 4. The sanity checks of the evaluation checklist.
     flags, check_list, grid = {}, [], []
     if checks:
-        with _timed(timings, "checks"):
+        with timed(timings, "checks"):
             flags, check_list, grid = _sanity_checks(
                 module, xt, yt, x_adv, cfg=cfg, clean_s=clean_s, rob_s=rob_s, details=details,
                 eps=eps, norm=norm, eps_grid=eps_grid, grid_attack_kwargs=grid_attack_kwargs,

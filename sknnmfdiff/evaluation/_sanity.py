@@ -3,9 +3,7 @@ the baseline checks across two."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
 
 import numpy as np
 import torch
@@ -19,22 +17,11 @@ from ._attack_checks import (
     check_square_vs_whitebox,
 )
 from ._check_result import CheckResult, _safe_check
-from ._common import _to_tensor
+from ._common import _to_tensor, timed
 from ._model_checks import check_batch_invariance, check_flags, check_gradients
 from ._scoring import score
 
 _log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def _part(timings, name):
-    """Add the wall time of the block to ``timings[name]`` (seconds) when given."""
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        if timings is not None:
-            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
 
 
 #: Attack settings at eps = 0 (at most): the attack cannot move the inputs, so a short
@@ -232,7 +219,7 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
     rob_m = robust_scores["rules"]["mean_probability"]
     grid = []
     if eps_grid:
-        with _part(timings, "eps_grid"):
+        with timed(timings, "eps_grid"):
             grid_checks, grid = _eps_grid_checks(
                 module, x, y, cfg=cfg, clean_scores=clean_scores, rob_m=rob_m, eps_grid=eps_grid,
                 grid_attack_kwargs=grid_attack_kwargs, n_draws=n_draws, batch_size=batch_size,
@@ -249,18 +236,18 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
                                random_state=random_state, device=device)
 
     try:
-        with _part(timings, "gradients"):
+        with timed(timings, "gradients"):
             checks.extend(_grads())
     except Exception as exc:  # noqa: BLE001
         for name in ("gradient_nonzero", "gradient_finite_differences"):
             checks.append(CheckResult(name, False, None, {"error": f"{type(exc).__name__}: {exc}"}, "error"))
-    with _part(timings, "random_noise"):
+    with timed(timings, "random_noise"):
         checks.append(_safe_check(
             "random_noise_weaker_than_attack", check_random_noise, module, x, y, eps=eps, norm=norm,
             clean_accuracy=clean_m["accuracy"], robust_accuracy=rob_m["accuracy"], n_draws=n_draws,
             batch_size=batch_size, random_state=random_state, device=device))
     if plateau:
-        with _part(timings, "plateau"):
+        with timed(timings, "plateau"):
             checks.append(_safe_check(
                 "attack_strength_plateau", check_attack_plateau, module, x, y, cfg=cfg,
                 robust_accuracy=rob_m["accuracy"], n_draws=n_draws, batch_size=batch_size,
@@ -275,7 +262,7 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
         checks.append(_safe_check("autoattack_flags", check_flags, flags, cfg))
     else:
         checks.append(CheckResult("autoattack_flags", None, None, {"reason": "flags not computed"}))
-    with _part(timings, "batch_invariance"):
+    with timed(timings, "batch_invariance"):
         checks.append(_safe_check("batch_size_invariance", check_batch_invariance, module, x,
                                   random_state=random_state, device=device))
     for c in checks:
