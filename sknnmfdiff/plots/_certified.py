@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from ._common import _as_float_array, _new_figure
+from ._common import _curves_on_grid, _new_figure
 
 _LINESTYLES = ("-", "--", ":", "-.")
 
@@ -53,33 +53,8 @@ def plot_certified_accuracy(radius_grid, curves, *, ci=None, radius_marks=None, 
     >>> len(fig.axes[0].lines)
     2
     """
-    grid = _as_float_array("radius_grid", radius_grid, ndim=1)
-    if (grid < 0).any():
-        raise ValueError(f"radius_grid must be >= 0; got {grid.tolist()}.")
-    if not hasattr(curves, "items") or len(curves) == 0:
-        raise ValueError("curves must be a non-empty mapping of label -> array of shape (n_radii,).")
-    data = {}
-    for label, values in curves.items():
-        arr = _as_float_array(f"curves[{label!r}]", values, ndim=1)
-        if arr.shape != grid.shape:
-            raise ValueError(f"curves[{label!r}] has {arr.shape[0]} values but radius_grid has "
-                             f"{grid.shape[0]}.")
-        if (arr < 0).any() or (arr > 1).any():
-            raise ValueError(f"curves[{label!r}] must hold accuracies in [0, 1].")
-        data[label] = arr
-    bands = {}
-    for label, band in (ci or {}).items():
-        if label not in data:
-            raise ValueError(f"ci has label {label!r} that is not in curves ({list(data)}).")
-        try:
-            lo, hi = band
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"ci[{label!r}] must be a pair (lo, hi).") from exc
-        lo = _as_float_array(f"ci[{label!r}] lo", lo, ndim=1)
-        hi = _as_float_array(f"ci[{label!r}] hi", hi, ndim=1)
-        if lo.shape != grid.shape or hi.shape != grid.shape or (lo > hi).any():
-            raise ValueError(f"ci[{label!r}] bounds must have shape {grid.shape} with lo <= hi.")
-        bands[label] = (lo, hi)
+    grid, data, bands = _curves_on_grid("radius_grid", radius_grid, curves, ci,
+                                        unit_interval=True)
     marks = {}
     for label, radius in (radius_marks or {}).items():
         if not isinstance(radius, numbers.Real) or not np.isfinite(radius) or radius < 0:

@@ -85,6 +85,49 @@ def _optional_labels(name, value, n_samples):
     return arr
 
 
+
+def _curves_on_grid(x_name, x, curves, ci, *, unit_interval=False):
+    """Check a 1-D grid ``x`` (>= 0), curves over it and optional bands.
+
+    Returns ``(x, data, bands)``: ``x`` as float64, ``data`` label -> float64 array of
+    ``x``'s shape, ``bands`` label -> ``(lo, hi)`` arrays. Raises ValueError naming the
+    grid (``x_name``), the curve or the band at fault; ``unit_interval`` also requires
+    the curves to lie in [0, 1].
+    """
+    x = _as_float_array(x_name, x, ndim=1)
+    if (x < 0).any():
+        raise ValueError(f"{x_name} must be non-negative; got {x.tolist()}.")
+    if not hasattr(curves, "items") or len(curves) == 0:
+        raise ValueError(
+            f"curves must be a non-empty mapping of label -> array of shape (n_{x_name},).")
+    data = {}
+    for label, values in curves.items():
+        arr = _as_float_array(f"curves[{label!r}]", values, ndim=1)
+        if arr.shape != x.shape:
+            raise ValueError(
+                f"curves[{label!r}] has {arr.shape[0]} values but {x_name} has {x.shape[0]}.")
+        if unit_interval and ((arr < 0).any() or (arr > 1).any()):
+            raise ValueError(f"curves[{label!r}] must hold accuracies in [0, 1].")
+        data[label] = arr
+    bands = {}
+    for label, band in (ci or {}).items():
+        if label not in data:
+            raise ValueError(f"ci has label {label!r} that is not in curves ({list(data)}).")
+        try:
+            lo, hi = band
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"ci[{label!r}] must be a pair (lo, hi).") from exc
+        lo = _as_float_array(f"ci[{label!r}] lo", lo, ndim=1)
+        hi = _as_float_array(f"ci[{label!r}] hi", hi, ndim=1)
+        if lo.shape != x.shape or hi.shape != x.shape:
+            raise ValueError(f"ci[{label!r}] bounds must each have shape {x.shape}; got "
+                             f"{lo.shape} and {hi.shape}.")
+        if (lo > hi).any():
+            raise ValueError(f"ci[{label!r}] has lo > hi at some {x_name}.")
+        bands[label] = (lo, hi)
+    return x, data, bands
+
+
 def save_figure(fig, path, *, dpi=120):
     """Write a figure to a PNG file, creating the parent folder.
 

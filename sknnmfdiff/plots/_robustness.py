@@ -8,6 +8,7 @@ from ._common import (
     _as_images,
     _check_image_shape,
     _check_positive_int,
+    _curves_on_grid,
     _new_figure,
     _optional_labels,
 )
@@ -155,38 +156,7 @@ def plot_robustness_curve(
     >>> fig.axes[0].get_title()
     'pixel space, L-inf'
     """
-    eps = _as_float_array("eps", eps, ndim=1)
-    if (eps < 0).any():
-        raise ValueError(f"eps must be non-negative; got {eps.tolist()}.")
-    if not hasattr(curves, "items") or len(curves) == 0:
-        raise ValueError("curves must be a non-empty mapping of label -> array of shape (n_eps,).")
-    data = {}
-    for label, values in curves.items():
-        arr = _as_float_array(f"curves[{label!r}]", values, ndim=1)
-        if arr.shape != eps.shape:
-            raise ValueError(
-                f"curves[{label!r}] has {arr.shape[0]} values but eps has {eps.shape[0]}."
-            )
-        data[label] = arr
-    bands = {}
-    if ci is not None:
-        for label, band in ci.items():
-            if label not in data:
-                raise ValueError(f"ci has label {label!r} that is not in curves ({list(data)}).")
-            try:
-                lo, hi = band
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"ci[{label!r}] must be a pair (lo, hi).") from exc
-            lo = _as_float_array(f"ci[{label!r}] lo", lo, ndim=1)
-            hi = _as_float_array(f"ci[{label!r}] hi", hi, ndim=1)
-            if lo.shape != eps.shape or hi.shape != eps.shape:
-                raise ValueError(
-                    f"ci[{label!r}] bounds must each have shape {eps.shape}; got {lo.shape} "
-                    f"and {hi.shape}."
-                )
-            if (lo > hi).any():
-                raise ValueError(f"ci[{label!r}] has lo > hi at some eps.")
-            bands[label] = (lo, hi)
+    eps, data, bands = _curves_on_grid("eps", eps, curves, ci)
 
     order = np.argsort(eps, kind="stable")
     fig = _new_figure((5.5, 4.0))
