@@ -37,7 +37,8 @@ def _attack_rest(module, x, y, x_adv, still_correct, eps, **kw):
     rest = torch.from_numpy(np.flatnonzero(np.asarray(still_correct)))
     if rest.numel():
         yt = _to_tensor(y, "y")
-        xa[rest] = _to_tensor(run_attack(module, xt[rest], yt[rest], eps=eps, **kw), "x").float()
+        xr = run_attack(module, xt[rest], yt[rest], eps=eps, **kw)
+        xa[rest] = _to_tensor(xr, "x").float().to(xa.device)
     return xa, int(rest.numel())
 
 
