@@ -104,12 +104,22 @@ def test_resume_after_a_real_kill(tmp_path):
     assert _strip(resumed) == _strip(json.loads((fresh / "sweep.json").read_text()))
 
 
-def test_dask_local_cluster_gives_the_local_results(tmp_path):
+def test_dask_local_cluster_gives_the_local_results(tmp_path, caplog):
+    import logging
+
     pytest.importorskip("distributed")
     local = run_sweep(out=str(tmp_path / "local"), quiet=True, **TINY)
-    dask = run_sweep(out=str(tmp_path / "dask"), quiet=True, backend="dask", workers=2, **TINY)
+    level = logging.getLogger("distributed").level
+    with caplog.at_level(logging.INFO):
+        dask = run_sweep(out=str(tmp_path / "dask"), quiet=True, backend="dask", workers=2,
+                         **TINY)
     assert _strip(dask) == _strip(local)
     assert dask["config"]["backend"] == "dask"
+    # Quiet: none of the scheduler's INFO/WARNING lines; its logger's level restored.
+    chatter = [r for r in caplog.records if r.name.startswith("distributed")
+               and r.levelno < logging.ERROR]
+    assert chatter == [], [r.getMessage() for r in chatter[:3]]
+    assert logging.getLogger("distributed").level == level
 
 
 def test_dask_backend_without_distributed_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
