@@ -5,9 +5,9 @@ Quick start: the baseline and the paper's defended pipeline
 This example fits the two ready-made pipelines of ``sknnmfdiff``:
 
 - :func:`~sknnmfdiff.make_baseline_pipeline`: KL-NMF features -> statistical
-  top-k selection -> 1-D CNN;
+  top-k selection -> neural classifier;
 - :func:`~sknnmfdiff.make_paper_pipeline`: the same with the feature-space
-  diffusion purifier before the CNN (the defence of arXiv 2603.13182).
+  diffusion purifier before the classifier (the defence of arXiv 2603.13182).
 
 It scores them with :mod:`sklearn.metrics`, saves and reloads the defended
 pipeline with :mod:`joblib`, and compiles it into one differentiable
@@ -15,7 +15,7 @@ pipeline with :mod:`joblib`, and compiles it into one differentiable
 
 The data are SYNTHETIC phantoms from :func:`~sknnmfdiff.make_phantom_mri`,
 not real MRI, so the example runs offline in well under a minute; the
-settings (64 x 64 pixels, 100 NMF iterations, 50 CNN epochs) are far smaller
+settings (64 x 64 pixels, 100 NMF iterations, 50 classifier epochs) are far smaller
 than the paper's. The numbers it prints say nothing about clinical
 performance. A last section runs on a small sample of the real Kaggle data
 when it is found (``SKNNMFDIFF_DATA`` or ``../shared/data/brain-tumor-mri``
@@ -106,7 +106,7 @@ with tempfile.TemporaryDirectory() as tmp:
 # ----------------
 # :func:`~sknnmfdiff.to_torch_module` compiles the fitted pipeline into a
 # module mapping images (N, 1, H, W) in [0, 1] to logits, with the exact
-# NNLS projection, selection, purifier and CNN, so that attacks get gradients
+# NNLS projection, selection, purifier and classifier, so that attacks get gradients
 # down to every pixel. Its purifier draws fresh noise on each call from its own
 # generator, seeded like the sklearn step: the first call after compiling
 # (or after ``module.reset()``) reproduces ``predict_proba``.

@@ -152,7 +152,7 @@ def render_report(results):
         f"KL-NMF rank {cfg['n_components']} ({cfg['nmf_max_iter']} iterations), top-{cfg['k']} "
         f"components by StatSelector, purifier t = {cfg['t']} with n_eot = {cfg['n_eot']}"
         f"{_purifier_note(results)}, "
-        f"CNN {cfg['clf_max_epochs']} epochs max; AutoAttack L-inf eps = {cfg['eps']}; seed {cfg['seed']}.",
+        f"classifier max_epochs={cfg['clf_max_epochs']}; AutoAttack L-inf eps = {cfg['eps']}; seed {cfg['seed']}.",
         "",
     ]
     clean = results.get("clean", {})

@@ -77,8 +77,11 @@ class StudyConfig:
         Attack settings for the extra eps budgets (lighter by default).
     n_draws : int
         Draws used to re-score the randomized defended model.
-    nmf_max_iter, clf_max_epochs : int
-        Training lengths of the NMF and the CNN.
+    nmf_max_iter : int
+        Iterations of the NMF.
+    clf_max_epochs : int or "auto"
+        Epochs of the classifier; "auto": the classifier's default for its
+        architecture (see :class:`~sknnmfdiff.SkorchCNNClassifier`).
     """
 
     data: str = None
@@ -106,7 +109,7 @@ class StudyConfig:
     )
     n_draws: int = 100
     nmf_max_iter: int = 200
-    clf_max_epochs: int = 100
+    clf_max_epochs: object = "auto"
 
 
 def _metrics(pipe, X, y):

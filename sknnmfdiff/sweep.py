@@ -101,8 +101,11 @@ class SweepConfig:
         Keep near-duplicate groups inside one split part and one fold.
     on_error : {"raise", "warn"}
         Unreadable images stop the run or are skipped.
-    nmf_max_iter, clf_max_epochs : int
-        Training lengths of the NMF and the CNN.
+    nmf_max_iter : int
+        Iterations of the NMF.
+    clf_max_epochs : int or "auto"
+        Epochs of the classifier; "auto": the classifier's default for its
+        architecture (see :class:`~sknnmfdiff.SkorchCNNClassifier`).
     backend : {"local", "dask"}
         Where the tasks run.
     n_jobs : int
@@ -138,7 +141,7 @@ class SweepConfig:
     near_duplicates: bool = True
     on_error: str = "raise"
     nmf_max_iter: int = 200
-    clf_max_epochs: int = 100
+    clf_max_epochs: object = "auto"
     backend: str = "local"
     n_jobs: int = 1
     scheduler: str = None

@@ -1,4 +1,5 @@
-"""Tests of sknnmfdiff.classifier.SkorchCNNClassifier and sknnmfdiff.nn.CNN1d."""
+"""Tests of sknnmfdiff.classifier.SkorchCNNClassifier, sknnmfdiff.nn.CNN1d and
+sknnmfdiff.nn.FeatureMLP."""
 
 import io
 import logging
@@ -15,6 +16,7 @@ from scipy.special import expit, softmax
 from sklearn.datasets import make_blobs, make_classification
 from sklearn.utils.class_weight import compute_class_weight
 
+from sknnmfdiff.nn import FeatureMLP
 from sknnmfdiff.nn._cnn import CNN1d, _n_parameters
 from sknnmfdiff import classifier as classifier_module
 from sknnmfdiff.classifier import NoValidationSplitWarning, SkorchCNNClassifier
@@ -71,6 +73,87 @@ def test_cnn1d_sees_feature_positions():
     net = CNN1d(6, 2).eval()
     x = torch.randn(4, 6)
     assert not torch.allclose(net(x), net(x[:, [1, 0, 2, 3, 4, 5]]))
+
+
+# ------------------------------------------------------------------ FeatureMLP
+@pytest.mark.parametrize("k", [1, 10])
+def test_feature_mlp_shapes_gradients_and_standardisation(k):
+    torch.manual_seed(0)
+    mean, scale = torch.rand(k), torch.rand(k) + 0.5
+    net = FeatureMLP(k, 3, width=8, mean=mean, scale=scale).eval()
+    x = torch.randn(5, k, requires_grad=True)
+    out = net(x)
+    assert out.shape == (5, 3) and out.dtype == torch.float32
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    # The standardisation is the first thing the network does: a plain network fed
+    # standardised inputs gives the same logits.
+    plain = FeatureMLP(k, 3, width=8).eval()
+    plain.load_state_dict({**net.state_dict(), "mean": torch.zeros(k), "scale": torch.ones(k)})
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), plain((x - mean) / scale))
+    assert {n for n, _ in net.named_buffers()} == {"mean", "scale"}
+    assert not any(n in {"mean", "scale"} for n, _ in net.named_parameters())
+
+
+def test_feature_mlp_size_and_validation():
+    assert _n_parameters(FeatureMLP(10, 2)) == 18178
+    assert _n_parameters(FeatureMLP(10, 2, width=4, n_layers=1)) == 10 * 4 + 4 + 4 * 2 + 2
+    with pytest.raises(ValueError, match="n_layers must be an integer >= 1"):
+        FeatureMLP(10, 2, n_layers=0)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        FeatureMLP(10, 2, dropout=-0.1)
+    with pytest.raises(ValueError, match="mean must hold 10 finite values"):
+        FeatureMLP(10, 2, mean=np.zeros(9))
+    with pytest.raises(ValueError, match="scale must hold 10 finite values"):
+        FeatureMLP(10, 2, scale=np.full(10, np.nan))
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        FeatureMLP(10, 2, scale=np.zeros(10))
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 10\)"):
+        FeatureMLP(10, 2)(torch.zeros(3, 9))
+
+
+# --------------------------------------------------------------- architectures
+def test_default_is_a_standardising_mlp_that_learns_small_features():
+    # The pipeline's features are small (L2-normalised coefficients): the default
+    # standardises them inside the module and trains to good accuracy on all samples.
+    X, y = _easy(n=600)
+    X = 0.02 * X + 0.1
+    clf = SkorchCNNClassifier(random_state=0).fit(X[:400], y[:400])
+    assert clf.score(X[400:], y[400:]) > 0.9
+    module = clf.net_.module_
+    assert isinstance(module, FeatureMLP)
+    np.testing.assert_allclose(module.mean.numpy(), X[:400].mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(module.scale.numpy(), X[:400].std(axis=0), rtol=1e-5)
+    # The documented defaults: 50 epochs on all samples, Adam at 1e-3, 128 units.
+    assert clf.n_epochs_ == 50 and clf.net_.train_split is None
+    assert clf.net_.lr == 1e-3 and module.features[0].out_features == 128
+    assert clf.get_params()["architecture"] == "mlp"
+
+
+def test_constant_feature_keeps_unit_scale():
+    X, y = _easy(n=200)
+    X[:, 2] = 0.7
+    clf = SkorchCNNClassifier(**FAST).fit(X, y)
+    assert clf.net_.module_.scale[2].item() == 1.0
+    assert np.isfinite(clf.predict_proba(X)).all()
+
+
+def test_paper_architecture_is_the_previous_classifier():
+    X, y = _easy(n=300)
+    paper = SkorchCNNClassifier(architecture="paper", random_state=0).fit(X, y)
+    module = paper.net_.module_
+    assert type(module) is CNN1d and module.features[0].out_channels == 16
+    assert paper.net_.lr == 1e-2 and paper.net_.max_epochs == 100
+    assert paper.net_.train_split is not None  # early stopping on by default
+    # "auto" resolves to exactly the previous defaults: same weights as spelt out.
+    old = SkorchCNNClassifier(architecture="paper", width=16, lr=1e-2, max_epochs=100,
+                              early_stopping=True, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(paper.predict_proba(X), old.predict_proba(X))
+    # Explicit values override "auto" for either architecture.
+    wide = SkorchCNNClassifier(architecture="paper", width=4, max_epochs=2,
+                               early_stopping=False, random_state=0).fit(X, y)
+    assert wide.net_.module_.features[0].out_channels == 4 and wide.n_epochs_ == 2
 
 
 # ----------------------------------------------------------------- classifier
@@ -202,7 +285,8 @@ def test_class_weight_dict():
 
 def test_early_stopping_restores_best_epoch():
     X, y = _easy(n=300, seed=1)
-    clf = SkorchCNNClassifier(max_epochs=200, patience=3, lr=0.05, random_state=0).fit(X, y)
+    clf = SkorchCNNClassifier(max_epochs=200, patience=3, lr=0.05, early_stopping=True,
+                              random_state=0).fit(X, y)
     hist = clf.history_
     assert clf.n_epochs_ < 200
     valid = np.array(hist[:, "valid_loss"])
@@ -222,8 +306,8 @@ def test_early_stopping_restores_best_epoch():
 def test_validation_split_is_stratified_and_seeded():
     X, y = _easy(n=200)
     y = np.where(np.arange(200) < 40, 1, 0)  # 20 % positives
-    a = SkorchCNNClassifier(**FAST).fit(X, y)
-    b = SkorchCNNClassifier(**FAST).fit(X, y)
+    a = SkorchCNNClassifier(**FAST, early_stopping=True).fit(X, y)
+    b = SkorchCNNClassifier(**FAST, early_stopping=True).fit(X, y)
     va, vb = (c.net_.train_split.keywords["valid_ds"] for c in (a, b))
     assert np.bincount(va.y).tolist() == [16, 4]
     np.testing.assert_array_equal(va.X, vb.X)
@@ -233,7 +317,7 @@ def test_tiny_data_falls_back_to_no_validation():
     X = np.array([[0.0, 1.0], [1.0, 0.0], [0.1, 0.9]])
     y = np.array(["x", "y", "x"])
     with pytest.warns(NoValidationSplitWarning, match="too few for a stratified"):
-        clf = SkorchCNNClassifier(max_epochs=3, random_state=0).fit(X, y)
+        clf = SkorchCNNClassifier(max_epochs=3, early_stopping=True, random_state=0).fit(X, y)
     assert clf.net_.train_split is None and clf.n_epochs_ == 3
     assert clf.predict_proba(X).shape == (3, 2)
     with warnings.catch_warnings():
@@ -242,12 +326,13 @@ def test_tiny_data_falls_back_to_no_validation():
 
 
 def test_last_batch_of_one_sample_is_dropped():
-    # 65 samples, batch 64, one feature: a final batch of one sample would make
-    # BatchNorm raise in training mode.
+    # 65 samples, batch 64, one feature: a final batch of one sample would make the
+    # paper CNN's BatchNorm raise in training mode.
     rng = np.random.default_rng(0)
     X = rng.normal(size=(65, 1))
     y = (X[:, 0] > 0).astype(int)
-    clf = SkorchCNNClassifier(max_epochs=2, early_stopping=False, random_state=0).fit(X, y)
+    clf = SkorchCNNClassifier(architecture="paper", max_epochs=2, early_stopping=False,
+                              random_state=0).fit(X, y)
     assert clf.predict(X).shape == (65,)
 
 
@@ -323,17 +408,17 @@ def test_epoch_table_goes_to_logger_not_stdout(verbose, level, caplog, capsys):
 
 # ------------------------------------------------------------ threads and batches
 def _record_threads(monkeypatch, fail_after=None):
-    """Patch CNN1d.forward to record torch's thread count (and to raise on call n)."""
+    """Patch both networks' forward to record torch's thread count (and to raise on
+    call n)."""
     seen = []
-    forward = CNN1d.forward
+    for cls in (CNN1d, FeatureMLP):
+        def spy(self, x, forward=cls.forward):
+            seen.append(torch.get_num_threads())
+            if fail_after is not None and len(seen) > fail_after:
+                raise RuntimeError("injected failure")
+            return forward(self, x)
 
-    def spy(self, x):
-        seen.append(torch.get_num_threads())
-        if fail_after is not None and len(seen) > fail_after:
-            raise RuntimeError("injected failure")
-        return forward(self, x)
-
-    monkeypatch.setattr(CNN1d, "forward", spy)
+        monkeypatch.setattr(cls, "forward", spy)
     return seen
 
 
@@ -382,11 +467,12 @@ def test_weights_do_not_depend_on_the_callers_thread_count():
 @pytest.mark.parametrize(
     "params",
     [
-        {},
+        {"early_stopping": True},
         {"early_stopping": False, "batch_size": 50},
         {"dropout": 0.5, "class_weight": "balanced"},
+        {"architecture": "paper"},
     ],
-    ids=["early-stopping", "drop-last", "dropout"],
+    ids=["early-stopping", "drop-last", "dropout", "paper"],
 )
 def test_batch_loader_trains_exactly_as_torchs_default_loader(params, monkeypatch):
     # 301 samples: with batch_size=50 the last batch (1 sample) is dropped.

@@ -1,7 +1,8 @@
 """scikit-learn conformance of every public estimator, in one place.
 
-``parametrize_with_checks`` over the four estimators (fast parameters, each
-expected failure listed with its reason), plus the checks that
+``parametrize_with_checks`` over the four estimators (fast parameters, the
+classifier with both architectures, each expected failure listed with its
+reason), plus the checks that
 ``check_estimator`` leaves out for third-party estimators: parameter validation,
 ``set_output`` and feature names. A last test compares every public docstring's
 Parameters section with the signature.
@@ -31,6 +32,7 @@ ESTIMATORS = [
     SkorchCNNClassifier(max_epochs=5, lr=0.05, random_state=0),
     DiffusionPurifier(**FAST_PURIFIER, train_on_purified=True, random_state=0),
     DiffusionPurifier(**FAST_PURIFIER, train_on_purified=False, random_state=0),
+    SkorchCNNClassifier(architecture="paper", max_epochs=5, lr=0.05, random_state=0),
 ]
 
 _CLEAN_FIT_TRANSFORM = (

@@ -46,6 +46,26 @@ def test_legacy_pickle_predicts_identically(name):
     )
 
 
+def test_legacy_classifier_keeps_the_paper_cnn():
+    """A classifier pickled before ``architecture`` existed loads as the paper CNN, so
+    get_params describes it and a clone refits the same network (not the new default)."""
+    from sklearn.base import clone
+
+    from sknnmfdiff.nn import CNN1d
+
+    fx = _load()
+    old = fx["baseline"][-1]
+    assert b"architecture" not in FIXTURE.read_bytes()  # saved before the parameter
+    assert old.get_params()["architecture"] == "paper"
+    assert type(old.net_.module_) is CNN1d
+    X = fx["baseline"][:-1].transform(fx["X"])
+    y = fx["baseline"].classes_[np.arange(len(X)) % 2]
+    refit = clone(old).fit(X, y)
+    assert type(refit.net_.module_) is CNN1d
+    shapes = {k: v.shape for k, v in old.net_.module_.state_dict().items()}
+    assert {k: v.shape for k, v in refit.net_.module_.state_dict().items()} == shapes
+
+
 def test_legacy_pickle_loads_in_a_fresh_process():
     """Unpickling alone (no sknnmfdiff import before it) must resolve the old paths."""
     code = (

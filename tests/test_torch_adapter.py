@@ -118,6 +118,32 @@ def test_feature_space_module(fitted):
         torch.testing.assert_close(pix(_images(Xte)), feat(z))
 
 
+@pytest.mark.parametrize("architecture", ["mlp", "paper"])
+def test_both_architectures_compile_with_parity_and_gradients(architecture):
+    """Either classifier network compiles: softmax of the module's logits equals
+    predict_proba, and the input gradient is the bare network's (phantom data)."""
+    from sknnmfdiff import make_phantom_mri
+
+    data = make_phantom_mri(120, image_size=16, random_state=0)
+    X, y = data.data, data.target
+    pipe = make_paper_pipeline(n_components=6, k=4, t=10, n_eot=2, nmf__max_iter=30,
+                               purify__max_epochs=5, clf__architecture=architecture,
+                               clf__max_epochs=5).fit(X[:90], y[:90])
+    module = to_torch_module(pipe, device="cpu", space="feature")
+    z = pipe[:2].transform(X[90:])
+    with torch.no_grad():
+        proba = torch.softmax(module(torch.as_tensor(z)), dim=1).numpy()
+    np.testing.assert_allclose(proba, pipe.predict_proba(X[90:]), atol=1e-5)
+    bare = to_torch_module(pipe, device="cpu", space="feature").without_purifier()
+    x = torch.as_tensor(z).requires_grad_(True)
+    (grad,) = torch.autograd.grad(bare(x)[:, 1].sum(), x)
+    net = pipe.named_steps["clf"].net_.module_
+    x2 = torch.as_tensor(z).requires_grad_(True)
+    (expected,) = torch.autograd.grad(net(x2)[:, 1].sum(), x2)
+    assert grad.abs().sum() > 0
+    torch.testing.assert_close(grad, expected)
+
+
 def test_uncompilable_step_names_the_step(fitted):
     Xte, yte, base, _ = fitted
     pipe = Pipeline([("scale", StandardScaler()), *base.steps])

@@ -6,7 +6,10 @@ compiled pipeline computes exactly what the fitted steps compute.
 - :class:`NNLSProjection`, :func:`nnls`, :func:`l2_normalize_rows`: exact batched
   non-negative least squares onto fixed NMF components, with the exact gradient by
   implicit differentiation on the active set.
-- :class:`CNN1d`: the lightweight 1-D CNN over the selected features.
+- :class:`FeatureMLP`: the classifier's default network over the selected features
+  (standardised inputs, two hidden layers).
+- :class:`CNN1d`: the lightweight 1-D CNN over the selected features (the paper's
+  stage 3; the classifier's ``architecture="paper"``).
 - :func:`linear_beta_schedule`, :func:`sinusoidal_embedding`, :class:`DenoiserMLP`,
   :class:`FeaturePurifier`, :func:`eot_noise`: the feature-space diffusion purifier
   (DDPM forward process, Ho et al. 2020; x0-predicting denoiser; EOT average of
@@ -17,7 +20,7 @@ compiled pipeline computes exactly what the fitted steps compute.
 
 The code lives in private modules that import torch and numpy only: ``_runtime`` (the
 two helpers above), and ``_nnls`` (the NNLS projection), ``_diffusion`` (the purifier)
-and ``_cnn`` (the CNN), which import nothing but ``_runtime``. No module here imports
+``_cnn`` (the CNN) and ``_mlp`` (the MLP), which import nothing but ``_runtime``. No module here imports
 scikit-learn, skorch or the rest of the package (checked by ``tests/test_layout.py``).
 """
 
@@ -29,12 +32,14 @@ from ._diffusion import (
     linear_beta_schedule,
     sinusoidal_embedding,
 )
+from ._mlp import FeatureMLP
 from ._nnls import NNLSProjection, l2_normalize_rows, nnls
 from ._runtime import as_tensor, single_thread
 
 __all__ = [
     "CNN1d",
     "DenoiserMLP",
+    "FeatureMLP",
     "FeaturePurifier",
     "NNLSProjection",
     "as_tensor",
