@@ -26,6 +26,8 @@ _LAZY = {
     "SmoothedClassifier": "sknnmfdiff.smoothing",
     "make_paper_pipeline": "sknnmfdiff.pipeline",
     "make_baseline_pipeline": "sknnmfdiff.pipeline",
+    "make_adversarial_pipeline": "sknnmfdiff.pipeline",
+    "AdversarialClassifier": "sknnmfdiff.adversarial",
     "to_torch_module": "sknnmfdiff.torch_adapter",
     "evaluate_robustness": "sknnmfdiff.evaluation",
     "RobustnessReport": "sknnmfdiff.evaluation",

@@ -1,15 +1,18 @@
-"""Ready-made pipelines: the paper's defended pipeline and its undefended baseline.
+"""Ready-made pipelines: the paper's defended pipeline, its undefended baseline and
+the adversarially trained variant.
 
 The defended pipeline chains the four stages of the method (arXiv 2603.13182,
 Sec. 3): KL-NMF features, statistical top-k selection, feature-space diffusion
-purification, and a 1-D CNN. The baseline is the same without the purifier.
+purification, and a 1-D CNN. The baseline is the same without the purifier. The
+adversarially trained pipeline ends in an :class:`~sknnmfdiff.AdversarialClassifier`
+(PGD or TRADES training through the purifier).
 """
 
 from sklearn.pipeline import Pipeline
 
 from .paper import PAPER_PROTOCOL
 
-__all__ = ["make_paper_pipeline", "make_baseline_pipeline"]
+__all__ = ["make_adversarial_pipeline", "make_baseline_pipeline", "make_paper_pipeline"]
 
 
 def _steps(*, n_components, k, random_state, device, purify, t, n_eot, memory):
@@ -170,6 +173,106 @@ def make_baseline_pipeline(
         ),
         memory=memory,
     )
+    if params:
+        pipe.set_params(**params)
+    return pipe
+
+
+def make_adversarial_pipeline(
+    *,
+    n_components=PAPER_PROTOCOL["n_components"],
+    k=10,
+    purify=True,
+    t=PAPER_PROTOCOL["t"],
+    n_eot=PAPER_PROTOCOL["n_eot"],
+    method="trades",
+    eps=PAPER_PROTOCOL["eps"],
+    n_steps=10,
+    step_size=None,
+    beta=6.0,
+    attack_n_eot=4,
+    space="feature",
+    random_state=0,
+    device="cpu",
+    memory=None,
+    **params,
+):
+    """An adversarially trained pipeline: NMF -> selection -> purifier + CNN trained on
+    adversarial examples (:class:`~sknnmfdiff.AdversarialClassifier`).
+
+    Parameters
+    ----------
+    n_components : int, default=15
+        Rank of the KL-NMF (the paper's rank 15).
+    k : int or "all", default=10
+        Number of NMF components kept by :class:`~sknnmfdiff.StatSelector`.
+    purify : bool, default=True
+        Put the paper's purifier in the loop (in training and at prediction).
+    t : int, default=41
+        Diffusion timestep of the purifier (the paper's t = 41).
+    n_eot : int, default=8
+        Noise draws averaged by one purifier call (the paper's EOT K = 8).
+    method : {"pgd", "trades"}, default="trades"
+        Adversarial training objective (Madry et al., 2018; Zhang et al., 2019).
+    eps : float, default=0.1
+        L-inf radius of the training attack, in [0, 1]: feature units for
+        ``space="feature"``, pixel units for ``space="pixel"``.
+    n_steps : int, default=10
+        Steps of the training attack.
+    step_size : float or None, default=None
+        Its step size; None means ``2.5 * eps / n_steps``.
+    beta : float, default=6.0
+        TRADES' weight of the robustness term.
+    attack_n_eot : int, default=4
+        Purifier calls averaged per gradient of the training attack.
+    space : {"feature", "pixel"}, default="feature"
+        Threat model of the training attack. ``"feature"``: steps
+        ``("nmf", "select", "adv")``, the attack perturbs the selected features.
+        ``"pixel"``: one step ``("adv",)`` whose ``features`` are the NMF and the
+        selector, the attack perturbs the pixels through the NNLS projection (slow).
+    random_state : int, RandomState instance or None, default=0
+        Seed passed to every stochastic stage and to the attack.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Torch device of every stage.
+    memory : str, joblib.Memory or None, default=None
+        Cache of the fitted NMF and selector (feature space) and of the denoiser's
+        training.
+    **params
+        Further parameters in ``step__param`` form (``nmf__max_iter=100``,
+        ``adv__classifier__max_epochs=50``, ``adv__purifier__t=20``).
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        Unfitted. Input ``X`` of shape (n_samples, H*W), pixels in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If ``space`` is unknown or ``params`` names an unknown step or parameter.
+
+    Examples
+    --------
+    >>> from sknnmfdiff import make_adversarial_pipeline
+    >>> [name for name, _ in make_adversarial_pipeline(method="pgd").steps]
+    ['nmf', 'select', 'adv']
+    """
+    from .adversarial import AdversarialClassifier
+
+    if space not in ("feature", "pixel"):
+        raise ValueError(f"space must be 'feature' or 'pixel', got {space!r}.")
+    steps = _steps(n_components=n_components, k=k, random_state=random_state, device=device,
+                   purify=purify, t=t, n_eot=n_eot, memory=memory)
+    *front, (_, clf) = steps
+    purifier = front.pop() if purify else None
+    adv = AdversarialClassifier(
+        purifier=None if purifier is None else purifier[1], classifier=clf,
+        features=Pipeline(front) if space == "pixel" else None, method=method, eps=eps,
+        n_steps=n_steps, step_size=step_size, beta=beta, n_eot=attack_n_eot,
+        random_state=random_state,
+    )
+    pipe = Pipeline([("adv", adv)] if space == "pixel" else front + [("adv", adv)],
+                    memory=memory if space == "feature" else None)
     if params:
         pipe.set_params(**params)
     return pipe

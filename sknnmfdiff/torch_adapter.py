@@ -561,9 +561,9 @@ def to_torch_module(pipeline, *, device=None, space="pixel", image_shape=None):
         Fitted pipeline of :class:`~sknnmfdiff.KLNMFTransformer`, a selector
         (e.g. :class:`~sknnmfdiff.StatSelector`), optionally
         :class:`~sknnmfdiff.DiffusionPurifier`, and a final
-        :class:`~sknnmfdiff.SkorchCNNClassifier`, as made by
-        :func:`~sknnmfdiff.make_paper_pipeline` or
-        :func:`~sknnmfdiff.make_baseline_pipeline`.
+        :class:`~sknnmfdiff.SkorchCNNClassifier` (made by ``make_paper_pipeline`` or
+        ``make_baseline_pipeline``), or a final :class:`~sknnmfdiff.AdversarialClassifier`,
+        compiled as its ``fitted_steps()`` (``make_adversarial_pipeline``).
     device : str, torch.device or None, default=None
         Device of the module; None or "auto" picks CUDA when available.
     space : {"pixel", "feature"}, default="pixel"
@@ -605,8 +605,12 @@ def to_torch_module(pipeline, *, device=None, space="pixel", image_shape=None):
     from .classifier import SkorchCNNClassifier
 
     dev = _resolve_device(device)
+    steps, (last, clf) = list(pipeline.steps[:-1]), pipeline.steps[-1]
+    if hasattr(clf, "fitted_steps"):  # AdversarialClassifier: its fitted parts as steps
+        *inner, (last, clf) = [(f"{last}_{n}", e) for n, e in clf.fitted_steps()]
+        steps += inner
     feature_steps, head_steps = [], []
-    for name, est in pipeline.steps[:-1]:
+    for name, est in steps:
         kind, module = _compile_transform_step(name, est, dev)
         if kind == "feature":
             if head_steps:
@@ -617,11 +621,11 @@ def to_torch_module(pipeline, *, device=None, space="pixel", image_shape=None):
             feature_steps.append((name, module))
         elif kind == "head":
             head_steps.append((name, module))
-    name, clf = pipeline.steps[-1]
+    name = last
     if not isinstance(clf, SkorchCNNClassifier):
         raise TypeError(
-            f"to_torch_module cannot compile final step {name!r} of type "
-            f"{type(clf).__name__}: it must be a SkorchCNNClassifier."
+            f"to_torch_module cannot compile final step {name!r} of type {type(clf).__name__}"
+            ": it must be a SkorchCNNClassifier or an AdversarialClassifier."
         )
     check_is_fitted(clf)
     cnn = _drop_identity_pooling(copy.deepcopy(clf.net_.module_)).to(dev).float().eval()

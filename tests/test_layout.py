@@ -19,7 +19,7 @@ LAYERS = [
     ("decomposition",),  # -> features
     ("feature_selection",),  # -> selection
     ("purification",),  # -> purification
-    ("classifier",),  # -> classifier
+    ("classifier", "adversarial"),  # -> classifier, and its adversarial training
     ("pipeline", "smoothing"),  # smoothing sits above purification and classifier
     ("torch_adapter",),  # adapter on top
     ("evaluation", "plots"),  # evaluation and figures on top

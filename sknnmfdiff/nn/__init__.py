@@ -14,16 +14,20 @@ compiled pipeline computes exactly what the fitted steps compute.
   :class:`FeaturePurifier`, :func:`eot_noise`: the feature-space diffusion purifier
   (DDPM forward process, Ho et al. 2020; x0-predicting denoiser; EOT average of
   draws, antithetic by default).
+- :func:`pgd_linf`, :func:`project_linf`, :func:`mean_probability_nll`,
+  :func:`mean_probability_kl`: L-inf PGD on an objective of the input, for PGD and
+  TRADES adversarial training (Madry et al. 2018; Zhang et al. 2019).
 
 - :class:`single_thread`, :func:`as_tensor`: how the method's torch code runs (one
   intra-op thread for tiny ops; numpy arrays as aligned, contiguous tensors).
 
 The code lives in private modules that import torch and numpy only: ``_runtime`` (the
-two helpers above), and ``_nnls`` (the NNLS projection), ``_diffusion`` (the purifier)
-``_cnn`` (the CNN) and ``_mlp`` (the MLP), which import nothing but ``_runtime``. No module here imports
+two helpers above), and ``_nnls`` (the NNLS projection), ``_diffusion`` (the purifier),
+``_cnn`` (the CNN), ``_mlp`` (the MLP) and ``_attacks`` (the training attacks), which import nothing but ``_runtime``. No module here imports
 scikit-learn, skorch or the rest of the package (checked by ``tests/test_layout.py``).
 """
 
+from ._attacks import mean_probability_kl, mean_probability_nll, pgd_linf, project_linf
 from ._cnn import CNN1d
 from ._diffusion import (
     DenoiserMLP,
@@ -46,7 +50,11 @@ __all__ = [
     "eot_noise",
     "l2_normalize_rows",
     "linear_beta_schedule",
+    "mean_probability_kl",
+    "mean_probability_nll",
     "nnls",
+    "pgd_linf",
+    "project_linf",
     "single_thread",
     "sinusoidal_embedding",
 ]
