@@ -27,6 +27,8 @@ _LAZY = {
     "make_paper_pipeline": "sknnmfdiff.pipeline",
     "make_baseline_pipeline": "sknnmfdiff.pipeline",
     "make_adversarial_pipeline": "sknnmfdiff.pipeline",
+    "make_smoothed_pipeline": "sknnmfdiff.pipeline",
+    "make_defence_pipeline": "sknnmfdiff.pipeline",
     "AdversarialClassifier": "sknnmfdiff.adversarial",
     "to_torch_module": "sknnmfdiff.torch_adapter",
     "evaluate_robustness": "sknnmfdiff.evaluation",

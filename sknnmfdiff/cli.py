@@ -136,6 +136,10 @@ def build_parser():
                    "4 EOT draws per Square query) for a quick look; the default without --data")
     p.add_argument("--full-attacks", action="store_true",
                    help="full-strength attacks also on phantom data")
+    p.add_argument("--defences", nargs="*", choices=["none", "purifier", "adversarial", "smoothing"],
+                   default=["none", "purifier", "adversarial", "smoothing"], metavar="DEFENCE",
+                   help="rows of the defences table (adaptive protocol; none, purifier, "
+                   "adversarial, smoothing; default: all four; give the flag alone for no table)")
     _common(p, out_default="sknnmfdiff-out")
 
     p = sub.add_parser(
@@ -190,12 +194,19 @@ def build_parser():
     _common(p, out_default="sknnmfdiff-sweep")
 
     p = sub.add_parser("fit", help="train a pipeline on a folder and save it",
-                       description="Fit the defended pipeline (or --baseline) on all images of a folder "
+                       description="Fit a pipeline (the paper's defended one, or another --defence) on all "
+                       "images of a folder "
                        "and save it with joblib.")
     p.add_argument("--data", required=True, help="image folder")
     p.add_argument("--image-size", type=_positive_int, default=PAPER_PROTOCOL["image_size"],
                    help="image side in pixels")
-    p.add_argument("--baseline", action="store_true", help="no purifier")
+    p.add_argument("--defence", choices=["none", "purifier", "adversarial", "smoothing"],
+                   default="purifier",
+                   help="none: the undefended pipeline; purifier: the paper's diffusion "
+                   "purifier; adversarial: PGD adversarial training (eps 0.08 feature units); "
+                   "smoothing: randomized smoothing with the denoiser (certifiable) "
+                   "(default: %(default)s)")
+    p.add_argument("--baseline", action="store_true", help="the same as --defence none")
     p.add_argument("--rank", type=int, default=PAPER_PROTOCOL["n_components"])
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--t", type=int, default=PAPER_PROTOCOL["t"])
@@ -295,6 +306,7 @@ def _cmd_paper(args):
         on_error="warn" if args.skip_bad_images else "raise",
         attack=dict(_FAST_ATTACK) if fast else {},
         grid_attack=dict(_FAST_GRID) if fast else StudyConfig().grid_attack,
+        defences=tuple(dict.fromkeys(args.defences)),
     )
     results = run_paper_study(cfg, quiet=args.quiet, log=None if args.quiet else _say)
     if not args.quiet:
@@ -369,19 +381,25 @@ def _cmd_fit(args):
     import joblib
 
     from ._persistence import package_versions
-    from .pipeline import make_baseline_pipeline, make_paper_pipeline
+    from .pipeline import make_defence_pipeline
 
     _check_device(args.device)
     _check_rank(args)
-    if args.baseline and (args.independent_draws or args.clean_train or args.paper_purifier):
+    defence = "none" if args.baseline else args.defence
+    if args.baseline and args.defence not in ("none", "purifier"):
+        raise _BadInput(f"--baseline is --defence none; it contradicts --defence {args.defence}")
+    if defence != "purifier" and (args.independent_draws or args.clean_train
+                                  or args.paper_purifier):
+        what = "--baseline" if args.baseline else f"--defence {defence}"
         raise _BadInput("--independent-draws, --clean-train and --paper-purifier set the "
-                        "purifier, which --baseline leaves out")
+                        f"paper's purifier, which {what} does not use")
     out = _check_out(args.out)
     bunch = _load_folder(args.data, args.image_size, args.seed, args.skip_bad_images)
     common = dict(n_components=args.rank, k=args.k, random_state=args.seed, device=args.device)
-    pipe = (make_baseline_pipeline(**common) if args.baseline
-            else make_paper_pipeline(t=args.t, n_eot=args.n_eot, **common,
-                                     **{f"purify__{k}": v for k, v in _purifier_params(args).items()}))
+    if defence == "purifier":
+        common.update(t=args.t, n_eot=args.n_eot,
+                      **{f"purify__{k}": v for k, v in _purifier_params(args).items()})
+    pipe = make_defence_pipeline(defence, **common)
     _say(f"Fitting on {len(bunch.target)} images from {args.data} ...", args.quiet)
     pipe.fit(bunch.data, bunch.target)
     path = out / "model.joblib"
@@ -425,8 +443,9 @@ def _set_device_and_seed(pipe, device, seed):
     for name, est in pipe.steps:
         if hasattr(est, "get_params") and "device" in est.get_params():
             params[f"{name}__device"] = device
-    if seed is not None and "purify" in pipe.named_steps:
-        params["purify__random_state"] = seed
+    for step in ("purify", "smooth"):  # the steps that draw noise at prediction
+        if seed is not None and step in pipe.named_steps:
+            params[f"{step}__random_state"] = seed
     pipe.set_params(**params)
 
 

@@ -41,13 +41,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._persistence import VersionedEstimatorMixin
 from ._seeding import base_seed as _base_seed
 from ._seeding import derived_seed as _derived_seed
-from .nn import single_thread
+from .nn import FeaturePurifier, single_thread
 
 __all__ = ["SmoothedClassifier", "clopper_pearson_lower", "smoothing_timestep"]
 
 logger = logging.getLogger(__name__)
 
-_TRAIN, _SELECT, _ESTIMATE, _PREDICT = 1, 2, 3, 4
+_TRAIN, _SELECT, _ESTIMATE, _PREDICT, _COMPILED = 1, 2, 3, 4, 5
 
 
 def smoothing_timestep(alphas_cumprod, sigma):
@@ -132,6 +132,13 @@ def clopper_pearson_lower(k, n, alpha):
     with np.errstate(invalid="ignore"):
         bound = np.where(k_f > 0, beta.ppf(alpha, np.maximum(k_f, 1), n_f - k_f + 1), 0.0)
     return float(bound) if bound.ndim == 0 else bound
+
+
+class _NoDenoiser(torch.nn.Module):
+    """The identity as a denoiser ``(x_t, t) -> x_t`` (Gaussian smoothing, no purifier)."""
+
+    def forward(self, x, t):
+        return x
 
 
 class SmoothedClassifier(VersionedEstimatorMixin, MetaEstimatorMixin, ClassifierMixin,
@@ -525,6 +532,57 @@ class SmoothedClassifier(VersionedEstimatorMixin, MetaEstimatorMixin, Classifier
             if binomtest(int(n_a[i]), int(n_a[i] + n_b[i]), 0.5).pvalue > self.alpha:
                 idx[i] = -1
         return self._labels(idx)
+
+    def make_torch_purifier(self, *, seed=None):
+        """The smoothing noise and denoising step as a :class:`~sknnmfdiff.nn.FeaturePurifier`.
+
+        One draw per call: ``D(z + sigma eps)`` with ``D`` the denoiser at ``timestep_``
+        (``denoiser_(sqrt(alpha_bar_t*) (z + sigma eps), t*)``, exactly the step of
+        :meth:`predict`), or ``z + sigma eps`` without a purifier. Followed by the base
+        classifier's network, it is the *soft* smoothed classifier an attacker
+        differentiates: averaged over draws (the evaluator's EOT and its
+        mean-probability scoring) it estimates ``E[softmax(f(D(z + sigma eps)))]``
+        (Salman et al., 2019, "Provably robust deep learning via adversarially trained
+        smoothed classifiers"), whose top class is :meth:`predict`'s up to the hard
+        votes and abstention.
+
+        Parameters
+        ----------
+        seed : int or None, default=None
+            Seed of its generator; None derives one from ``random_state`` (fresh
+            entropy when that is None), independent of the draws of :meth:`predict`
+            and :meth:`certify`.
+
+        Returns
+        -------
+        purifier : FeaturePurifier
+            On the CPU, in eval mode, ``n_eot=1``, ``randomized=True``; wraps the fitted
+            denoiser itself (not a copy).
+        """
+        check_is_fitted(self)
+        if seed is None:
+            seed = _derived_seed(_base_seed(self.random_state), _COMPILED)
+        if self.purifier_ is None:
+            module = FeaturePurifier(_NoDenoiser(), [1.0], 1, 1, antithetic=False,
+                                     sigma=float(self.sigma))
+        else:
+            module = FeaturePurifier(self.purifier_.denoiser_, self.purifier_.alphas_cumprod_,
+                                     int(self.timestep_), 1, antithetic=False,
+                                     sigma=float(self.sigma))
+        module.randomized = float(self.sigma) > 0
+        return module.manual_seed(int(seed))
+
+    def fitted_steps(self):
+        """The fitted parts as pipeline steps, for :func:`~sknnmfdiff.to_torch_module`.
+
+        Returns
+        -------
+        steps : list of (str, object)
+            ``("smooth", self)`` (compiled through :meth:`make_torch_purifier`) and
+            ``("clf", classifier_)``.
+        """
+        check_is_fitted(self)
+        return [("smooth", self), ("clf", self.classifier_)]
 
     def certify(self, X, *, return_counts=False):
         """CERTIFY of Cohen et al. (2019): a class and a certified L2 radius per sample.

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _runs
+from . import _study_defences as _defences
 from .paper import PAPER_PROTOCOL, PAPER_TABLE
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,14 @@ class StudyConfig:
     clf_max_epochs : int or "auto"
         Epochs of the classifier; "auto": the classifier's default for its
         architecture (see :class:`~sknnmfdiff.SkorchCNNClassifier`).
+    defences : tuple of {"none", "purifier", "adversarial", "smoothing"}
+        Rows of the defences table (adaptive attack in every space; certified accuracy
+        of the smoothed pipeline), made only when ``protocols`` has "adaptive". "none" and "purifier" are the baseline and the
+        defended pipeline above; the others are fitted with
+        :func:`~sknnmfdiff.pipeline.make_defence_pipeline`. Empty: no table.
+    defence_params : dict
+        Per defence, arguments of :func:`~sknnmfdiff.pipeline.make_defence_pipeline`
+        (default: 10,000 estimation draws for the smoothed pipeline's certificate).
     """
 
     data: str = None
@@ -110,6 +119,9 @@ class StudyConfig:
     n_draws: int = 100
     nmf_max_iter: int = 200
     clf_max_epochs: object = "auto"
+    defences: tuple = ("none", "purifier", "adversarial", "smoothing")
+    defence_params: dict = dataclasses.field(
+        default_factory=lambda: {"smoothing": {"smooth__n": 10_000}})
 
 
 def _metrics(pipe, X, y):
@@ -191,10 +203,10 @@ def _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet, fingerpri
                 rep.to_json(path)
                 reports[key] = rep
                 log(f"[{key}] {rep.summary()}")
-    return reports
+    return reports, evdir, out / "checkpoints" / digest[:12]
 
 
-def _figures(cfg, base, deff, bunch, split, reports, out):
+def _figures(cfg, base, deff, bunch, split, reports, out, certificate=None):
     from . import plots
 
     figdir = out / "figures"
@@ -257,6 +269,7 @@ def _figures(cfg, base, deff, bunch, split, reports, out):
                     ci=cis or None,
                 ),
             )
+    _defences.defences_figures(cfg, reports, certificate, save)
     return files
 
 
@@ -331,7 +344,7 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
     FileNotFoundError, ValueError, ImageLoadError
         Bad data folder or images (from the loader), or bad settings.
     """
-    from joblib import dump
+    from joblib import Memory, dump
 
     from ._persistence import package_versions
     from .evaluation import paper_table
@@ -366,11 +379,16 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
     Xte, yte = X[split.test], y[split.test]
 
     base, deff = _fit_models(cfg, Xtr, ytr, out / "cache", log, timings)
+    extra = _defences.fit_defences(cfg, Xtr, ytr, Memory(str(out / "cache"), verbose=0), log,
+                                   timings)
     results["model_params"] = {"baseline": _runs.model_settings(base), "defended": _runs.model_settings(deff)}
+    results["model_params"].update({name: _runs.model_settings(m) for name, m in extra.items()})
     models = out / "models"
     models.mkdir(exist_ok=True)
     dump(base, models / "baseline.joblib")
     dump(deff, models / "defended.joblib")
+    for name, model in extra.items():
+        dump(model, models / f"{name}.joblib")
 
     with _runs.Timer(timings, "clean metrics", log):
         results["clean"] = {
@@ -380,8 +398,15 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
     _runs.write_json(res_path, results)
 
     fingerprint = {"models": results["model_params"], "data": _runs.digest_arrays(Xtr, ytr, Xte, yte)}
-    reports = _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings, quiet, fingerprint)
+    reports, evdir, checkpoints = _evaluate_all(cfg, base, deff, Xte, yte, out, log, timings,
+                                                quiet, fingerprint)
+    more, certificate = _defences.evaluate_defences(cfg, extra, Xte, yte, evdir, checkpoints,
+                                                    log, timings, quiet)
+    reports.update(more)
     results["evaluations"] = {k: r.to_dict() for k, r in reports.items()}
+    if cfg.defences and "adaptive" in cfg.protocols:
+        results["defences"] = {"rows": _defences.defence_rows(cfg, reports, certificate),
+                               "certificate": certificate}
     tables = {}
     for space in cfg.spaces:
         for protocol in cfg.protocols:
@@ -394,7 +419,7 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
     _runs.write_json(res_path, results)
 
     with _runs.Timer(timings, "figures", log):
-        files = _figures(cfg, base, deff, bunch, split, reports, out)
+        files = _figures(cfg, base, deff, bunch, split, reports, out, certificate)
         if "pixel" in cfg.spaces:
             files["adversarial_examples"] = _adversarial_examples(cfg, base, Xte, yte, out)
     results["figures"] = files

@@ -519,12 +519,12 @@ def _compile_transform_step(name, est, device):
         return "feature", NNLSProjection(comps, normalize=True).to(device)
     if isinstance(est, SelectorMixin):
         return "feature", _Select(np.flatnonzero(est.get_support())).to(device)
-    if isinstance(est, DiffusionPurifier):
-        check_is_fitted(est)
+    if isinstance(est, DiffusionPurifier) or hasattr(est, "make_torch_purifier"):
+        check_is_fitted(est)  # the purifier, or a SmoothedClassifier's noise and denoiser
         purifier = est.make_torch_purifier()
         # Own copy of the denoiser: moving the module must not move the estimator's.
         purifier.denoiser = copy.deepcopy(purifier.denoiser)
-        purifier.randomized = int(purifier.t) > 0
+        purifier.randomized = getattr(purifier, "randomized", int(purifier.t) > 0)
         return "head", purifier.to(device)
     raise TypeError(
         f"to_torch_module cannot compile pipeline step {name!r} of type "
@@ -562,8 +562,9 @@ def to_torch_module(pipeline, *, device=None, space="pixel", image_shape=None):
         (e.g. :class:`~sknnmfdiff.StatSelector`), optionally
         :class:`~sknnmfdiff.DiffusionPurifier`, and a final
         :class:`~sknnmfdiff.SkorchCNNClassifier` (made by ``make_paper_pipeline`` or
-        ``make_baseline_pipeline``), or a final :class:`~sknnmfdiff.AdversarialClassifier`,
-        compiled as its ``fitted_steps()`` (``make_adversarial_pipeline``).
+        ``make_baseline_pipeline``), or a final :class:`~sknnmfdiff.AdversarialClassifier`
+        or :class:`~sknnmfdiff.SmoothedClassifier`, compiled as its ``fitted_steps()``
+        (the smoothed one as its soft version: one noise draw per call).
     device : str, torch.device or None, default=None
         Device of the module; None or "auto" picks CUDA when available.
     space : {"pixel", "feature"}, default="pixel"
@@ -606,7 +607,7 @@ def to_torch_module(pipeline, *, device=None, space="pixel", image_shape=None):
 
     dev = _resolve_device(device)
     steps, (last, clf) = list(pipeline.steps[:-1]), pipeline.steps[-1]
-    if hasattr(clf, "fitted_steps"):  # AdversarialClassifier: its fitted parts as steps
+    if hasattr(clf, "fitted_steps"):  # Adversarial/SmoothedClassifier: parts as steps
         *inner, (last, clf) = [(f"{last}_{n}", e) for n, e in clf.fitted_steps()]
         steps += inner
     feature_steps, head_steps = [], []
@@ -625,7 +626,7 @@ def to_torch_module(pipeline, *, device=None, space="pixel", image_shape=None):
     if not isinstance(clf, SkorchCNNClassifier):
         raise TypeError(
             f"to_torch_module cannot compile final step {name!r} of type {type(clf).__name__}"
-            ": it must be a SkorchCNNClassifier or an AdversarialClassifier."
+            ": it must be a SkorchCNNClassifier, AdversarialClassifier or SmoothedClassifier."
         )
     check_is_fitted(clf)
     cnn = _drop_identity_pooling(copy.deepcopy(clf.net_.module_)).to(dev).float().eval()

@@ -288,3 +288,53 @@ def test_source_digest_covers_subpackages(tmp_path, monkeypatch):
     with open(pkg / "evaluation" / "_attack.py", "a") as fh:
         fh.write("\n# changed\n")
     assert runs.source_digest() != before
+
+
+@pytest.mark.parametrize("defence", ["none", "adversarial", "smoothing"])
+def test_fit_each_defence_then_predict_and_evaluate(defence, phantom_folder, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    assert main(["fit", "--data", str(phantom_folder), "--image-size", "32", "--rank", "6",
+                 "--k", "4", "--defence", defence, "--out", str(model_dir), "--quiet"]) == 0
+    from sknnmfdiff.cli import _load_model
+
+    last = _load_model(model_dir / "model.joblib")["model"].steps[-1][0]
+    assert last == {"none": "clf", "adversarial": "adv", "smoothing": "smooth"}[defence]
+    files = sorted(str(p) for p in (phantom_folder / "no").glob("*.png"))[:2]
+    assert main(["predict", str(model_dir / "model.joblib"), *files, "--seed", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all(0.5 <= float(line.split("\t")[2]) <= 1.0 for line in lines)
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(model_dir / "model.joblib"), "--data", str(phantom_folder),
+                 "--max-images", "8", "--space", "feature", "--out", str(out), "--quiet"]) == 0
+    rep = json.loads((out / "evaluation.json").read_text())
+    assert rep["threat_model"]["randomized"] is (defence == "smoothing")
+
+
+def test_fit_defence_contradictions_are_refused(phantom_folder, tmp_path, capsys):
+    base = ["fit", "--data", str(phantom_folder), "--out", str(tmp_path / "m"), "--quiet"]
+    assert main(base + ["--baseline", "--defence", "smoothing"]) == 2
+    assert main(base + ["--defence", "adversarial", "--clean-train"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--baseline" in err[0] and "--defence adversarial" in err[1]
+    assert not (tmp_path / "m").exists()
+
+
+def test_paper_writes_the_defences_table(tmp_path):
+    out = tmp_path / "study"
+    args = ["paper", "--phantom-samples", "120", "--image-size", "32", "--rank", "6", "--k", "4",
+            "--space", "feature", "--protocol", "adaptive", "--fast", "--out", str(out),
+            "--quiet", "--defences", "none", "adversarial", "smoothing"]
+    assert main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    rows = res["defences"]["rows"]
+    assert [r["defence"] for r in rows] == ["none", "adversarial", "smoothing"]
+    assert all(0 <= r["robust_feature"] <= r["clean"] <= 1 for r in rows)
+    cert = res["defences"]["certificate"]
+    assert cert["check"]["name"] == "certified_bound" and cert["check"]["passed"] is not False
+    assert "certified" in rows[2] and "certified" not in rows[0]
+    report = (out / "report.md").read_text()
+    assert "## Defences under the adaptive attack" in report and "not certifiable" in report
+    assert {"defences_feature", "certified_accuracy"} <= set(res["figures"])
+    ev = res["evaluations"]
+    assert {"feature-adaptive-adversarial", "feature-adaptive-smoothing"} <= set(ev)
+    assert "certified_bound" in [c["name"] for c in ev["feature-adaptive-smoothing"]["checks"]]

@@ -25,7 +25,7 @@ LAYERS = [
     ("evaluation", "plots"),  # evaluation and figures on top
     ("model_selection",),  # robustness-aware scoring for scikit-learn's search
     ("report", "_runs", "_sweep_output"),  # what the long runs write and share
-    ("study", "sweep"),  # study and sweep above them
+    ("study", "_study_defences", "sweep"),  # study and sweep above them
     ("cli", "__main__"),  # CLI on top
 ]
 LAYER = {part: i for i, parts in enumerate(LAYERS) for part in parts}

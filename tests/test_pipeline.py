@@ -184,3 +184,23 @@ def test_real_mri_clean_accuracy(real_data_dir):
     assert acc_d >= acc_b - 0.05, (acc_b, acc_d)
     assert s["accuracy"] >= acc_b - 0.05, (acc_b, s["accuracy"])
     assert s["mcc"] > 0.5
+
+
+def test_make_defence_pipeline_builds_each_defence_by_name():
+    from sknnmfdiff import make_defence_pipeline
+    from sknnmfdiff.pipeline import DEFENCES
+
+    steps = {d: [n for n, _ in make_defence_pipeline(d).steps] for d in DEFENCES}
+    assert steps == {"none": ["nmf", "select", "clf"],
+                     "purifier": ["nmf", "select", "purify", "clf"],
+                     "adversarial": ["nmf", "select", "adv"],
+                     "smoothing": ["nmf", "select", "smooth"]}
+    adv = make_defence_pipeline("adversarial").named_steps["adv"]
+    assert (adv.method, adv.eps, adv.purifier) == ("pgd", 0.08, None)
+    # Factory arguments and step parameters override the defaults.
+    assert make_defence_pipeline("adversarial", eps=0.05).named_steps["adv"].eps == 0.05
+    assert make_defence_pipeline("smoothing", sigma=0.5).named_steps["smooth"].sigma == 0.5
+    assert make_defence_pipeline("purifier", t=20).named_steps["purify"].t == 20
+    assert make_defence_pipeline("smoothing", denoise=False).named_steps["smooth"].purifier is None
+    with pytest.raises(ValueError, match="defence must be one of none, purifier"):
+        make_defence_pipeline("vaccine")

@@ -336,3 +336,71 @@ def test_cuda_matches_cpu(denoised):
     # same noise (drawn on the CPU); kernels may round differently: a vote or two at most
     assert np.abs(counts - cpu_counts).max() <= 2
     assert np.mean(labels == cpu_labels) >= 0.95
+
+
+# ------------------------------------------- compiled for attacks, in pipelines
+def test_compiled_smoothing_is_one_noisy_denoised_draw(denoised):
+    """The module an attacker differentiates computes f(D(z + sigma eps)), with D the
+    exact denoising step of PREDICT, one draw per call from its own seeded generator."""
+    from sknnmfdiff.nn import FeaturePurifier
+
+    X, y = _data(n=80)
+    X = np.abs(X)
+    smooth = SmoothedClassifier(DiffusionPurifier(**FAST_PURIFIER, random_state=0),
+                                SkorchCNNClassifier(max_epochs=3, random_state=0), sigma=0.3,
+                                n0=10, n=30, random_state=0).fit(X, y)
+    noise = smooth.make_torch_purifier(seed=5)
+    assert isinstance(noise, FeaturePurifier) and noise.n_eot == 1 and noise.randomized
+    z = torch.from_numpy(X[:6])
+    eps = torch.randn((1, 1, X.shape[1]), generator=torch.Generator().manual_seed(5))
+    expected = smooth._denoise_fn(torch.device("cpu"))(z + 0.3 * eps[0])
+    with torch.no_grad():
+        np.testing.assert_allclose(noise(z).numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    pipe = Pipeline([("scale", "passthrough"), ("smooth", smooth)])
+    from sknnmfdiff import to_torch_module
+
+    module = to_torch_module(pipe, space="feature")
+    assert module.randomized and [n for n in module.head_steps] == ["smooth_smooth", "smooth_clf"]
+    module.manual_seed(5)
+    with torch.no_grad():
+        logits = module(z.reshape(6, 1, 1, -1))
+        ref = smooth.classifier_.net_.module_(expected)
+    np.testing.assert_allclose(logits.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+    # The transfer proxy drops the noise and the denoiser: the bare classifier.
+    with torch.no_grad():
+        np.testing.assert_allclose(module.without_purifier()(z.reshape(6, 1, 1, -1)).numpy(),
+                                   smooth.classifier_.net_.module_(z).numpy(), rtol=1e-5)
+
+
+def test_plain_gaussian_smoothing_compiles_as_noise_only():
+    X, y = _data(n=80)
+    smooth = SmoothedClassifier(classifier=SkorchCNNClassifier(max_epochs=2, random_state=0),
+                                sigma=0.4, n0=10, n=30, random_state=0).fit(X, y)
+    noise = smooth.make_torch_purifier(seed=3)
+    z = torch.from_numpy(X[:4])
+    eps = torch.randn((1, 1, X.shape[1]), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        np.testing.assert_allclose(noise(z).numpy(), (z + 0.4 * eps[0]).numpy(), rtol=1e-6)
+
+
+def test_smoothed_pipeline_is_evaluated_and_checked_against_its_certificate():
+    """make_smoothed_pipeline fits on pixels, certifies its features, and the adaptive
+    evaluation's adversarial features scored by PREDICT pass check_certified_bound."""
+    from sknnmfdiff import evaluate_robustness, make_phantom_mri, make_smoothed_pipeline
+    from sknnmfdiff.evaluation import check_certified_bound
+
+    b = make_phantom_mri(160, image_size=16, random_state=0)
+    pipe = make_smoothed_pipeline(n_components=4, k=3, sigma=0.1, n0=20, n=100,
+                                  nmf__max_iter=30, smooth__purifier__max_epochs=3,
+                                  smooth__classifier__max_epochs=5).fit(b.data[:120], b.target[:120])
+    assert [n for n, _ in pipe.steps] == ["nmf", "select", "smooth"]
+    X, y = b.data[120:], b.target[120:]
+    rep, x_adv = evaluate_robustness(pipe, X, y, eps=0.05, space="feature", protocol="adaptive",
+                                     n_restarts=1, n_iter=10, square_queries=20, n_draws=10,
+                                     checks=False, progress=False, return_adversarial=True)
+    assert x_adv.shape == (len(X), 1, 1, 3) and rep.threat_model["randomized"]
+    smooth = pipe.named_steps["smooth"]
+    pred, radii = smooth.certify(pipe[:-1].transform(X))
+    check = check_certified_bound(y, pred, radii, smooth.predict(x_adv.reshape(len(X), 3)), 0.05,
+                                  n_features=3)
+    assert check.passed is True

@@ -137,6 +137,7 @@ def evaluate_robustness(
     device=None,
     checkpoint_dir=None,
     progress=True,
+    return_adversarial=False,
     **attack_kwargs,
 ):
     """Attack, score and sanity-check a classifier; return a :class:`RobustnessReport`.
@@ -187,6 +188,10 @@ def evaluate_robustness(
         Inputs used for the finite-difference gradient check.
     batch_size, random_state, device, checkpoint_dir, progress
         See :func:`run_attack`.
+    return_adversarial : bool, default=False
+        Also return the adversarial inputs of the main eps (e.g. to score them with
+        another rule, such as a smoothed classifier's PREDICT against its certificate,
+        :func:`check_certified_bound`).
     **attack_kwargs
         ``n_eot``, ``n_restarts``, ``n_iter``, ``square_queries``,
         ``square_n_eot``, ``eot_batch`` (see :func:`run_attack`).
@@ -196,6 +201,9 @@ def evaluate_robustness(
     report : RobustnessReport
         Threat model, clean and robust metrics per scoring rule, sanity
         checks, timings and per-sample outcomes.
+    x_adv : ndarray of float32
+        Only with ``return_adversarial=True``: the adversarial inputs, in the
+        attacked space and shape ((N, 1, H, W) pixels, or (N, 1, 1, k) features).
 
     Raises
     ------
@@ -264,4 +272,7 @@ def evaluate_robustness(
     )
     report = RobustnessReport.from_dict(report.to_dict())
     _log.info("%s", report.summary())
+    if return_adversarial:
+        return report, np.asarray(x_adv.detach().cpu() if hasattr(x_adv, "detach") else x_adv,
+                                  dtype=np.float32)
     return report

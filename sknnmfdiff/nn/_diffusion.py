@@ -351,14 +351,21 @@ class FeaturePurifier(nn.Module):
     antithetic : bool, default=True
         Draw the noise in antithetic pairs (see above); ``False`` draws ``n_eot``
         independent vectors, as the paper describes EOT.
+    sigma : float or None, default=None
+        Noise level in units of ``z``: the denoiser's input is ``sqrt(alpha_bar_t) (z +
+        sigma eps)``. None gives the forward process, ``sigma_t = sqrt((1 - alpha_bar_t)
+        / alpha_bar_t)``; another value is the one-shot denoising step of denoised
+        randomized smoothing at ``t`` (Carlini et al., 2023; see
+        :class:`~sknnmfdiff.SmoothedClassifier`).
 
     Raises
     ------
     ValueError
-        If ``t`` is not in ``0 .. T`` or ``n_eot < 1``.
+        If ``t`` is not in ``0 .. T``, ``n_eot < 1`` or ``sigma < 0``.
     """
 
-    def __init__(self, denoiser, alphas_cumprod, t, n_eot, generator=None, antithetic=True):
+    def __init__(self, denoiser, alphas_cumprod, t, n_eot, generator=None, antithetic=True,
+                 sigma=None):
         super().__init__()
         if isinstance(n_eot, bool) or not isinstance(n_eot, int) or n_eot < 1:
             raise ValueError(f"n_eot must be an integer >= 1, got {n_eot!r}.")
@@ -371,6 +378,10 @@ class FeaturePurifier(nn.Module):
         # move between devices and works in any floating dtype.
         self.sqrt_ab = math.sqrt(ab)
         self.sqrt_one_minus_ab = math.sqrt(1.0 - ab)
+        if sigma is not None:
+            if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not sigma >= 0:
+                raise ValueError(f"sigma must be a number >= 0 or None, got {sigma!r}.")
+            self.sqrt_one_minus_ab = self.sqrt_ab * float(sigma)  # sqrt(ab) (z + sigma eps)
         self._user_generator = generator
         self._generator = generator
         self._seed = None
