@@ -43,6 +43,10 @@ _LAZY = {
     "make_robustness_scorer": "sknnmfdiff.model_selection",
     "robust_refit": "sknnmfdiff.model_selection",
     "run_sweep": "sknnmfdiff.sweep",
+    "save": "sknnmfdiff.model_file",
+    "load": "sknnmfdiff.model_file",
+    "ModelFileError": "sknnmfdiff.model_file",
+    "UntrustedTypeError": "sknnmfdiff.model_file",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -176,7 +176,7 @@ class _Adversary:
 class _AdversarialNet(NeuralNetClassifier):
     """skorch net whose training and validation steps use adversarial examples.
 
-    With ``adversary_`` None (after ``fit``) it is a plain :class:`NeuralNetClassifier`.
+    After ``fit`` the net is made a plain :class:`NeuralNetClassifier` (class and state).
     Training step: attack the batch (module in eval mode), then the loss on the
     purified adversarial features (PGD) or natural loss + ``beta`` KL (TRADES), in train
     mode. Validation step: the same objective on held-out rows under the validation's
@@ -518,7 +518,10 @@ class AdversarialClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstima
         finally:
             del clf._adversary
         cost["classifier_seconds"] = time.perf_counter() - t0
-        clf.net_.adversary_ = None  # a plain net from now on
+        # A plain net from now on: the class skorch builds (what unpickling and a model
+        # file rebuild), without the adversary.
+        del clf.net_.adversary_
+        clf.net_.__class__ = NeuralNetClassifier
         if front is not None:  # trained on pixels; predicts from the front's features
             clf.n_features_in_ = Z.shape[1]
             clf.__dict__.pop("feature_names_in_", None)

@@ -194,9 +194,9 @@ def build_parser():
     _common(p, out_default="sknnmfdiff-sweep")
 
     p = sub.add_parser("fit", help="train a pipeline on a folder and save it",
-                       description="Fit a pipeline (the paper's defended one, or another --defence) on all "
-                       "images of a folder "
-                       "and save it with joblib.")
+                       description="Fit a pipeline (the paper's defended one, or another "
+                       "--defence) on all images of a folder and save it as model.sknnmfdiff "
+                       "(loads without running code; --format joblib for a joblib pickle).")
     p.add_argument("--data", required=True, help="image folder")
     p.add_argument("--image-size", type=_positive_int, default=PAPER_PROTOCOL["image_size"],
                    help="image side in pixels")
@@ -211,13 +211,17 @@ def build_parser():
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--t", type=int, default=PAPER_PROTOCOL["t"])
     p.add_argument("--n-eot", type=int, default=PAPER_PROTOCOL["n_eot"])
+    p.add_argument("--format", choices=["sknnmfdiff", "joblib"], default="sknnmfdiff",
+                   help="model file: 'sknnmfdiff' (skops + safetensors, loads without running "
+                   "code) or 'joblib' (a pickle: loading it runs code from the file) "
+                   "(default: %(default)s)")
     _purifier_flags(p)
     _common(p, out_default="sknnmfdiff-model")
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on a folder",
                        description="Clean metrics and an AutoAttack evaluation of a saved model.")
-    p.add_argument("model", help="model file written by 'sknnmfdiff fit' (trusted files only: "
-                   "joblib executes code from the file)")
+    p.add_argument("model", help="model file written by 'sknnmfdiff fit': .sknnmfdiff, or "
+                   ".joblib from trusted sources only (joblib executes code from the file)")
     p.add_argument("--data", required=True, help="image folder")
     p.add_argument("--eps", type=_positive_float, default=PAPER_PROTOCOL["eps"])
     p.add_argument("--space", choices=["feature", "pixel"], default="pixel")
@@ -230,8 +234,10 @@ def build_parser():
 
     p = sub.add_parser("predict", help="classify image files with a saved model",
                        description="Print one line per image: file, class, probability of that class.")
-    p.add_argument("model", help="model file written by 'sknnmfdiff fit' (trusted files only)")
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("model", help="model file written by 'sknnmfdiff fit': .sknnmfdiff, or "
+                   ".joblib from trusted sources only (joblib executes code from the file)")
+    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, TIFF, BMP, DICOM .dcm, "
+                   "NIfTI .nii/.nii.gz: its middle axial slice)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="torch device")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the purifier's noise draws (default: the one saved with the model)")
@@ -381,6 +387,7 @@ def _cmd_fit(args):
     import joblib
 
     from ._persistence import package_versions
+    from .model_file import save
     from .pipeline import make_defence_pipeline
 
     _check_device(args.device)
@@ -402,28 +409,41 @@ def _cmd_fit(args):
     pipe = make_defence_pipeline(defence, **common)
     _say(f"Fitting on {len(bunch.target)} images from {args.data} ...", args.quiet)
     pipe.fit(bunch.data, bunch.target)
-    path = out / "model.joblib"
-    joblib.dump({"model": pipe, "image_size": args.image_size,
-                 "target_names": list(bunch.target_names), "versions": package_versions()}, path)
+    blob = {"model": pipe, "image_size": args.image_size,
+            "target_names": [str(n) for n in bunch.target_names]}
+    if args.format == "joblib":  # package versions inside; the new format's manifest has them
+        path = out / "model.joblib"
+        joblib.dump({**blob, "versions": package_versions()}, path)
+    else:
+        path = save(blob, out / "model.sknnmfdiff")
     _say(f"Saved {path}", args.quiet)
     return 0
 
 
 def _load_model(path):
-    """A model file of ``sknnmfdiff fit`` (a dict) or a pipeline saved by ``paper``."""
+    """A model file of ``sknnmfdiff fit`` (a dict) or a pipeline saved by ``paper``: the
+    package's format (a zip archive with a manifest) or joblib, told apart by content."""
     import joblib
     from sklearn.pipeline import Pipeline
+
+    from .model_file import ModelFileError, is_model_file, load
 
     p = Path(path)
     if not p.is_file():
         raise _BadInput(f"no such model file: {path}")
-    try:
-        blob = joblib.load(p)
-    except Exception as exc:  # a wrong or damaged file
-        raise _BadInput(
-            f"cannot read model file {path}: not a joblib file written by sknnmfdiff "
-            f"({type(exc).__name__})"
-        ) from None
+    if is_model_file(p):
+        try:
+            blob = load(p)
+        except ModelFileError as exc:
+            raise _BadInput(f"cannot read model file: {exc}") from None
+    else:
+        try:
+            blob = joblib.load(p)
+        except Exception as exc:  # a wrong or damaged file
+            raise _BadInput(
+                f"cannot read model file {path}: not a model file or joblib file written "
+                f"by sknnmfdiff ({type(exc).__name__})"
+            ) from None
     if isinstance(blob, Pipeline):
         n = getattr(blob.steps[0][1], "n_features_in_", None)
         side = int(round(n ** 0.5)) if n else 0

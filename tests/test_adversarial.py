@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from skorch import NeuralNetClassifier
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
@@ -175,7 +176,9 @@ def test_fit_predict_pickle_clone(data):
     assert 0 <= est.score(Z, y) <= 1
     again = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(again.predict_proba(Z), proba)
-    assert again.classifier_.net_.adversary_ is None
+    # The fitted net is skorch's plain class, without the training adversary.
+    assert type(again.classifier_.net_) is NeuralNetClassifier
+    assert not hasattr(again.classifier_.net_, "adversary_")
     fresh = clone(est)
     assert not hasattr(fresh, "classifier_")
     assert fresh.get_params()["purifier__t"] == FAST_PURIFIER["t"]

@@ -87,7 +87,7 @@ def test_bad_model_file_exit_2(tmp_path, capsys):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(img)
     assert main(["predict", str(bad), str(img)]) == 2
     err = capsys.readouterr().err
-    assert "not a joblib file written by sknnmfdiff" in err
+    assert "not a model file or joblib file written by sknnmfdiff" in err
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_fit_predict_evaluate(phantom_folder, tmp_path, capsys):
     args = ["fit", "--data", str(phantom_folder), "--image-size", "32", "--rank", "6",
             "--k", "4", "--t", "10", "--out", str(model_dir), "--quiet"]
     assert main(args) == 0
-    model = model_dir / "model.joblib"
+    model = model_dir / "model.sknnmfdiff"
     assert model.is_file()
     files = sorted(str(p) for p in (phantom_folder / "yes").glob("*.png"))[:3]
     assert main(["predict", str(model), *files]) == 0
@@ -129,6 +129,46 @@ def test_fit_predict_evaluate(phantom_folder, tmp_path, capsys):
     rep = json.loads((out / "evaluation.json").read_text())
     assert rep["threat_model"]["space"] == "feature"
     assert 0.0 <= rep["robust"][rep["primary_rule"]]["accuracy"] <= 1.0
+
+
+def test_fit_formats_and_clinical_inputs(phantom_folder, tmp_path, capsys):
+    """fit writes the package's format by default and joblib on request; predict and
+    evaluate read both (told apart by content, not suffix) and read DICOM and NIfTI."""
+    from _clinical_helpers import write_dicom, write_nifti
+
+    from sknnmfdiff.model_file import is_model_file
+
+    models = {}
+    for fmt in ("sknnmfdiff", "joblib"):
+        out = tmp_path / fmt
+        args = ["fit", "--data", str(phantom_folder), "--image-size", "32", "--rank", "6",
+                "--k", "4", "--t", "10", "--out", str(out), "--quiet"]
+        assert main(args + ([] if fmt == "sknnmfdiff" else ["--format", "joblib"])) == 0
+        (models[fmt],) = out.iterdir()
+    assert models["sknnmfdiff"].name == "model.sknnmfdiff" and is_model_file(models["sknnmfdiff"])
+    assert models["joblib"].name == "model.joblib" and not is_model_file(models["joblib"])
+    renamed = models["sknnmfdiff"].rename(tmp_path / "model.bin")  # content, not suffix
+    png = sorted((phantom_folder / "yes").glob("*.png"))[0]
+    pixels = np.asarray(Image.open(png))
+    dcm = write_dicom(tmp_path / "scan.dcm", pixels.astype(np.uint16) * 16, bits_stored=12,
+                      WindowCenter=2040, WindowWidth=4081)  # the 8-bit range, x 16
+    nii = write_nifti(tmp_path / "scan.nii.gz", np.stack([pixels[::-1, ::-1].T] * 3, axis=2),
+                      cal_min=0, cal_max=255)
+    outputs = []
+    for model in (renamed, models["joblib"]):
+        capsys.readouterr()
+        assert main(["predict", str(model), str(png), str(dcm), str(nii)]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert [line.split("\t")[0] for line in lines] == [str(png), str(dcm), str(nii)]
+        outputs.append([line.split("\t")[1:] for line in lines])
+        probs = [float(p) for _, p in outputs[-1]]
+        # The DICOM and the NIfTI slice hold the PNG's pixels: the same prediction.
+        assert outputs[-1][1][0] == outputs[-1][0][0] == outputs[-1][2][0]
+        np.testing.assert_allclose(probs, probs[0], atol=1e-3)
+    assert outputs[0] == outputs[1]  # both formats hold the same model
+    assert main(["evaluate", str(renamed), "--data", str(phantom_folder), "--max-images", "6",
+                 "--space", "feature", "--protocol", "paper", "--out", str(tmp_path / "e"),
+                 "--quiet"]) == 0
 
 
 def test_paper_on_phantom_writes_everything(tmp_path, capsys, monkeypatch):
@@ -198,13 +238,13 @@ def test_bad_image_stops_or_is_skipped(phantom_folder, tmp_path, capsys):
      (["--paper-purifier"], False, False)],
 )
 def test_fit_purifier_flags(phantom_folder, tmp_path, flags, antithetic, train_on_purified):
-    import joblib
+    from sknnmfdiff import load
 
     out = tmp_path / "m"
     args = ["fit", "--data", str(phantom_folder), "--image-size", "32", "--rank", "6", "--k", "4",
             "--t", "10", "--out", str(out), "--quiet", *flags]
     assert main(args) == 0
-    purify = joblib.load(out / "model.joblib")["model"].named_steps["purify"]
+    purify = load(out / "model.sknnmfdiff")["model"].named_steps["purify"]
     assert purify.antithetic is antithetic
     assert purify.train_on_purified is train_on_purified
 
@@ -297,15 +337,15 @@ def test_fit_each_defence_then_predict_and_evaluate(defence, phantom_folder, tmp
                  "--k", "4", "--defence", defence, "--out", str(model_dir), "--quiet"]) == 0
     from sknnmfdiff.cli import _load_model
 
-    last = _load_model(model_dir / "model.joblib")["model"].steps[-1][0]
+    model = model_dir / "model.sknnmfdiff"
+    last = _load_model(model)["model"].steps[-1][0]
     assert last == {"none": "clf", "adversarial": "adv", "smoothing": "smooth"}[defence]
     files = sorted(str(p) for p in (phantom_folder / "no").glob("*.png"))[:2]
-    assert main(["predict", str(model_dir / "model.joblib"), *files, "--seed", "1"]) == 0
+    assert main(["predict", str(model), *files, "--seed", "1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and all(0.5 <= float(line.split("\t")[2]) <= 1.0 for line in lines)
     out = tmp_path / "eval"
-    assert main(["evaluate", str(model_dir / "model.joblib"), "--data", str(phantom_folder),
-                 "--max-images", "8", "--space", "feature", "--out", str(out), "--quiet"]) == 0
+    assert main(["evaluate", str(model), "--data", str(phantom_folder), "--max-images", "8", "--space", "feature", "--out", str(out), "--quiet"]) == 0
     rep = json.loads((out / "evaluation.json").read_text())
     assert rep["threat_model"]["randomized"] is (defence == "smoothing")
 

@@ -20,7 +20,7 @@ LAYERS = [
     ("feature_selection",),  # -> selection
     ("purification",),  # -> purification
     ("classifier", "adversarial"),  # -> classifier, and its adversarial training
-    ("pipeline", "smoothing"),  # smoothing sits above purification and classifier
+    ("pipeline", "smoothing", "model_file", "_torch_state"),  # above purifier and classifier
     ("torch_adapter",),  # adapter on top
     ("evaluation", "plots"),  # evaluation and figures on top
     ("model_selection",),  # robustness-aware scoring for scikit-learn's search

@@ -5,7 +5,7 @@ Four public functions feed the rest of the package with a pixel matrix
 
 - :func:`load_mri_folder` reads the folder layouts that brain-tumour MRI
   collections ship in (the Kaggle "Brain Tumor MRI Dataset", plain class
-  folders, ``yes/`` + ``no/`` folders);
+  folders, ``yes/`` + ``no/`` folders), of raster images, DICOM or NIfTI files;
 - :func:`find_duplicates` finds groups of exact (identical pixels) or near
   (perceptual hash) duplicates;
 - :func:`paper_split` draws the paper's balanced 1,100 + 1,100 sample and
@@ -19,6 +19,8 @@ class 1 (Nickparvar's dataset; arXiv 2603.13182, Sec. 3).
 The code lives in private submodules, one concern each; this module only
 re-exports their public names:
 
+- ``_clinical``: decoding DICOM (pydicom) and NIfTI (nibabel) files into 2-D
+  slices in [0, 1]: modality LUT, VOI window, percentile window, orientation;
 - ``_images``: decoding one image file into grayscale float32 in [0, 1]
   (:func:`load_images`, :class:`ImageLoadError`, :data:`IMAGE_EXTENSIONS`);
 - ``_folders``: finding the classes and files of a folder layout
@@ -30,9 +32,9 @@ re-exports their public names:
 - ``_common``: the ``random_state`` helper of ``_folders``, ``_split`` and
   ``_phantom``.
 
-Imports run one way: ``_images`` and ``_common`` import nothing of the package,
-``_folders`` and ``_duplicates`` build on them, ``_split`` on ``_duplicates``
-and ``_phantom`` on ``_folders``.
+Imports run one way: ``_clinical`` and ``_common`` import nothing of the package,
+``_images`` builds on ``_clinical``, ``_folders`` and ``_duplicates`` on ``_images``,
+``_split`` on ``_duplicates`` and ``_phantom`` on ``_folders``.
 """
 
 import logging

@@ -18,7 +18,14 @@ from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from ._common import _seed_from
-from ._images import IMAGE_EXTENSIONS, ImageLoadError, _check_image_size, _load_one
+from . import _clinical
+from ._images import (
+    IMAGE_EXTENSIONS,
+    ImageLoadError,
+    _check_image_size,
+    _load_file,
+    has_image_extension,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +76,7 @@ def _image_files(path):
     return sorted(
         p
         for p in path.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+        if p.is_file() and not p.name.startswith(".") and has_image_extension(p.name)
     )
 
 
@@ -149,6 +156,8 @@ def _discover(path):
         "random_state": ["random_state", np.random.Generator],
         "n_jobs": [numbers.Integral, None],
         "return_X_y": ["boolean"],
+        "intensity": [StrOptions({"auto", "percentile"}), tuple, list],
+        "slices": [StrOptions({"middle", "all"}), Interval(numbers.Integral, 0, None, closed="left")],
     },
     prefer_skip_nested_validation=True,
 )
@@ -163,6 +172,8 @@ def load_mri_folder(
     random_state=None,
     n_jobs=None,
     return_X_y=False,
+    intensity="auto",
+    slices="middle",
 ):
     """Load a folder of brain-MRI images as grayscale float32 pixels in [0, 1].
 
@@ -184,6 +195,25 @@ def load_mri_folder(
     Pillow's antialiased bicubic filter (the default of MATLAB's ``imresize``,
     which the paper used), then clipped to [0, 1]. Images are stretched to the
     target shape, not cropped.
+
+    Clinical formats go into the same convention (details in
+    ``sknnmfdiff.datasets._clinical`` and the "Deploying a model" page):
+
+    - DICOM (``.dcm``, ``.dicom``; pydicom), grayscale: the modality LUT (rescale
+      slope and intercept), then the file's VOI window (its first
+      ``WindowCenter``/``WindowWidth`` and ``VOILUTFunction``, or its VOI LUT)
+      scaled to [0, 1]; without one, 8-bit pixels by their full scale and deeper
+      ones by the percentile window; ``MONOCHROME1`` is inverted (bright is 1).
+    - NIfTI (``.nii``, ``.nii.gz``; nibabel): the volume reoriented to the closest
+      canonical orientation (RAS+), cut into axial slices (slice 0 the most
+      inferior), each shown in radiological convention (anterior at the top, the
+      patient's right on the image's left); intensities through the header's
+      ``cal_min``..``cal_max`` when set, else the percentile window over the volume.
+
+    With ``slices="all"`` a volume gives one row per slice: keep the slices of a
+    volume together when splitting (``bunch.filenames`` names the volume of each
+    row; e.g. ``paper_split(bunch, groups=find_duplicates(bunch, kind="near") +
+    find_duplicates(bunch.filenames))``), or they leak between train and test.
 
     Parameters
     ----------
@@ -217,6 +247,20 @@ def load_mri_folder(
         while decoding and resizing). ``None`` means 1, ``-1`` all cores.
     return_X_y : bool, default=False
         Return ``(data, target)`` instead of the Bunch.
+    intensity : "auto", "percentile" or (float, float), default="auto"
+        Intensity normalisation of 16-bit data. ``"auto"``: 16-bit PNG/TIFF by their
+        full scale (65535); DICOM by its own window (or full scale for 8-bit data, or
+        the percentile window); NIfTI by its ``cal_min``/``cal_max`` (or the
+        percentile window). ``"percentile"`` (the window (0.5, 99.5)) or a pair
+        ``(low, high)`` of percentiles in [0, 100]: the values at those percentiles
+        of each file (each whole volume) map to 0 and 1, linearly, clipped, for
+        every DICOM, NIfTI and 16-bit raster file, ignoring their own windows.
+        8-bit raster images always use their full scale.
+    slices : "middle", "all" or int, default="middle"
+        Which axial slices of a NIfTI volume (and frames of a multi-frame DICOM
+        file) become images: the middle one (``n_slices // 2``), all of them, or
+        the one with this index (0 the most inferior); a file without that slice
+        is reported as unreadable. ``max_per_class`` counts files, not slices.
 
     Returns
     -------
@@ -231,6 +275,8 @@ def load_mri_folder(
         - ``class_names`` : ndarray of shape (n_samples,), str, the class
           folder of each image (e.g. ``"glioma"``);
         - ``filenames`` : ndarray of shape (n_samples,), str, full paths;
+        - ``slice_index`` : ndarray of shape (n_samples,), int64, the axial slice
+          (NIfTI) or frame (multi-frame DICOM) of each image, -1 for a 2-D file;
         - ``split`` : ndarray of shape (n_samples,), object, the split
           folder name (``"Training"``, ``"Testing"``) or None when the layout
           has no split;
@@ -273,6 +319,8 @@ def load_mri_folder(
     if not root.is_dir():
         raise NotADirectoryError(f"MRI folder {str(root)!r} is a file, expected a folder")
     size = _check_image_size(image_size)
+    percentiles = _clinical.check_intensity(intensity)
+    slices = _clinical.check_slices(slices)
 
     layout, entries = _discover(root)
     if splits is not None:
@@ -329,7 +377,8 @@ def load_mri_folder(
 
     files = [entries[i][0] for i in keep]
     logger.info("decoding %d images from %s (%s layout)", len(files), root, layout)
-    results = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(_load_one)(f, size) for f in files)
+    results = Parallel(n_jobs=n_jobs, prefer="threads")(
+        delayed(_load_file)(f, size, percentiles, slices) for f in files)
 
     failures = [(str(f), res[1]) for f, res in zip(files, results, strict=True) if res[0] is None]
     if failures:
@@ -351,19 +400,24 @@ def load_mri_folder(
                 f"than two classes"
             )
 
-    n = len(results)
+    # One row per image: a volume read with slices="all" gives several.
+    rows = np.repeat(np.arange(len(files)), [len(images) for images, _ in results])
+    flat = [item for images, _ in results for item in images]
+    n = len(flat)
     images = np.empty((n, *size), dtype=np.float32)
-    for i, (img, _) in enumerate(results):
+    for i, (_, img, _) in enumerate(flat):
         images[i] = img
+    keep = keep[rows]
     bunch = Bunch(
         data=images.reshape(n, -1),
         images=images,
         target=target[keep],
         target_names=target_names,
         class_names=np.array(class_names[keep], dtype=str),
-        filenames=np.array([str(f) for f in files], dtype=str),
+        filenames=np.array([str(files[r]) for r in rows], dtype=str),
+        slice_index=np.array([index for index, _, _ in flat], dtype=np.int64),
         split=np.array([entries[i][2] for i in keep], dtype=object),
-        pixel_hash=np.array([digest for _, digest in results], dtype=str),
+        pixel_hash=np.array([digest for _, _, digest in flat], dtype=str),
         layout=layout,
         skipped=failures,
         DESCR=_describe(root, layout, task, size, target_names, target[keep]),

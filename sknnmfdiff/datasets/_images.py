@@ -1,4 +1,5 @@
-"""Decoding image files into grayscale float32 pixels in [0, 1]."""
+"""Decoding image files into grayscale float32 pixels in [0, 1]: raster images through
+Pillow here, DICOM and NIfTI through ``_clinical``."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ import os
 import numpy as np
 from PIL import Image
 
-#: File extensions read by :func:`~sknnmfdiff.datasets.load_mri_folder` (compared
-#: case-insensitively).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+from . import _clinical
+
+#: File name endings read by :func:`~sknnmfdiff.datasets.load_mri_folder` (compared
+#: case-insensitively): raster images, DICOM and NIfTI.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp",
+                    *_clinical.DICOM_EXTENSIONS, *_clinical.NIFTI_EXTENSIONS)
+
+
+def has_image_extension(name):
+    """Whether the file name ``name`` ends in one of :data:`IMAGE_EXTENSIONS`."""
+    return str(name).lower().endswith(IMAGE_EXTENSIONS)
 
 
 class ImageLoadError(ValueError):
@@ -88,42 +97,81 @@ def _resize(gray01, size):
     return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
 
 
-def _load_one(path, size):
-    """Return ``(image float32 (H, W) in [0, 1], pixel hash)`` or ``(None, reason)``."""
+def _reason(exc):
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _load_one(path, size, percentiles=None):
+    """Return ``(image float32 (H, W) in [0, 1], pixel hash)`` or ``(None, reason)``.
+
+    A raster image; 16-bit pixels through the percentile window when ``percentiles``
+    is given, else by their full scale, like 8-bit ones.
+    """
     try:
         with Image.open(path) as img:
             img.load()
             gray, scale = _to_gray_array(img)
     except Exception as exc:  # noqa: BLE001 - decoder plugins raise many types; all are reported
-        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return None, reason
+        return None, _reason(exc)
     if gray.ndim != 2 or min(gray.shape) == 0:
         return None, f"decoded to an array of shape {gray.shape}, expected a 2-D image"
     digest = _pixel_hash(gray)
-    gray01 = gray.astype(np.float32) / np.float32(scale)
+    if percentiles is not None and scale == 65535:
+        gray01 = _clinical.percentile_window(gray, percentiles)
+    else:
+        gray01 = gray.astype(np.float32) / np.float32(scale)
     return _resize(gray01, size), digest
 
 
-def load_images(paths, *, image_size=128):
+def _load_file(path, size, percentiles=None, slices="middle"):
+    """Every image of one file: ``([(slice index, image (H, W), pixel hash), ...], None)``
+    or ``(None, reason)``. Raster images and single DICOM frames have slice index -1."""
+    kind = _clinical.kind_of(path)
+    if kind is None:
+        img, info = _load_one(path, size, percentiles)
+        return (None, info) if img is None else ([(-1, img, info)], None)
+    read = _clinical.read_dicom if kind == "dicom" else _clinical.read_nifti
+    try:
+        decoded = read(path, percentiles=percentiles, slices=slices)
+    except Exception as exc:  # noqa: BLE001 - pydicom and nibabel raise many types; all are reported
+        return None, f"{kind.upper() if kind == 'dicom' else 'NIfTI'}: {_reason(exc)}"
+    out = []
+    for index, gray01 in decoded:
+        if gray01.ndim != 2 or min(gray01.shape) == 0:
+            return None, f"decoded to a slice of shape {gray01.shape}, expected a 2-D image"
+        out.append((index, _resize(gray01, size), _pixel_hash(gray01)))
+    return out, None
+
+
+def load_images(paths, *, image_size=128, intensity="auto", slices="middle"):
     """Load individual image files as grayscale float32 pixel rows in [0, 1].
 
     The same decoding and resizing as :func:`~sknnmfdiff.datasets.load_mri_folder`
-    (grayscale luma, 8-bit / 16-bit scaling, transparency onto black, antialiased
-    bicubic), for images outside any folder layout, e.g. to classify them with a
-    saved model.
+    (grayscale luma, 8-bit / 16-bit scaling, transparency onto black, DICOM and
+    NIfTI intensity windows, antialiased bicubic), for images outside any folder
+    layout, e.g. to classify them with a saved model.
 
     Parameters
     ----------
     paths : sequence of str or os.PathLike
-        Image files (JPEG, PNG, TIFF, BMP).
+        Image files: JPEG, PNG, TIFF, BMP; DICOM (``.dcm``, ``.dicom``, or any file
+        with the DICOM marker); NIfTI (``.nii``, ``.nii.gz``).
     image_size : int or (int, int), default=128
         Output side (or (height, width)) in pixels; use the size the model was
         trained at.
+    intensity : "auto", "percentile" or (float, float), default="auto"
+        Intensity normalisation of 16-bit data, as in
+        :func:`~sknnmfdiff.datasets.load_mri_folder`.
+    slices : "middle", "all" or int, default="middle"
+        Which axial slices of a NIfTI volume (or frames of a multi-frame DICOM file)
+        become rows, as in :func:`~sknnmfdiff.datasets.load_mri_folder`.
 
     Returns
     -------
-    X : ndarray of shape (n_files, height * width), dtype float32
-        One row per file, in the order given, values in [0, 1].
+    X : ndarray of shape (n_rows, height * width), dtype float32
+        One row per image, in the order given (the slices of a volume in their order,
+        inferior to superior), values in [0, 1]. ``n_rows`` is the number of files
+        unless ``slices="all"`` is given volumes.
 
     Raises
     ------
@@ -134,9 +182,11 @@ def load_images(paths, *, image_size=128):
     ImageLoadError
         If files exist but cannot be decoded; lists every such file and why.
     ValueError
-        If ``paths`` is empty or ``image_size`` is invalid.
+        If ``paths`` is empty, or ``image_size``, ``intensity`` or ``slices`` is invalid.
     """
     size = _check_image_size(image_size)
+    percentiles = _clinical.check_intensity(intensity)
+    slices = _clinical.check_slices(slices)
     paths = [os.fspath(p) for p in paths]
     if not paths:
         raise ValueError("load_images needs at least one image file, got none")
@@ -149,17 +199,16 @@ def load_images(paths, *, image_size=128):
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"no such image file: {', '.join(missing)}")
-    X = np.empty((len(paths), size[0] * size[1]), dtype=np.float32)
-    failures = []
-    for i, p in enumerate(paths):
-        img, info = _load_one(p, size)
-        if img is None:
-            failures.append((p, info))
+    rows, failures = [], []
+    for p in paths:
+        images, reason = _load_file(p, size, percentiles, slices)
+        if images is None:
+            failures.append((p, reason))
         else:
-            X[i] = img.reshape(-1)
+            rows.extend(img.reshape(-1) for _, img, _ in images)
     if failures:
         raise ImageLoadError(failures)
-    return X
+    return np.stack(rows).astype(np.float32, copy=False)
 
 
 def _check_image_size(image_size):
