@@ -25,7 +25,7 @@ __all__ = ["DEFENCE_LABELS", "defence_rows", "defences_figures", "evaluate_defen
 DEFENCE_LABELS = {
     "none": "undefended",
     "purifier": "paper's purifier",
-    "adversarial": "adversarially trained (PGD)",
+    "adversarial": "adversarially trained (TRADES)",
     "smoothing": "randomized smoothing (denoised)",
 }
 #: Evaluation keys of the two pipelines the study fits anyway.

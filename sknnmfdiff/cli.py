@@ -203,7 +203,7 @@ def build_parser():
     p.add_argument("--defence", choices=["none", "purifier", "adversarial", "smoothing"],
                    default="purifier",
                    help="none: the undefended pipeline; purifier: the paper's diffusion "
-                   "purifier; adversarial: PGD adversarial training (eps 0.08 feature units); "
+                   "purifier; adversarial: TRADES adversarial training (eps 0.10 feature units); "
                    "smoothing: randomized smoothing with the denoiser (certifiable) "
                    "(default: %(default)s)")
     p.add_argument("--baseline", action="store_true", help="the same as --defence none")

@@ -196,7 +196,7 @@ def test_make_defence_pipeline_builds_each_defence_by_name():
                      "adversarial": ["nmf", "select", "adv"],
                      "smoothing": ["nmf", "select", "smooth"]}
     adv = make_defence_pipeline("adversarial").named_steps["adv"]
-    assert (adv.method, adv.eps, adv.purifier) == ("pgd", 0.08, None)
+    assert (adv.method, adv.eps, adv.purifier) == ("trades", 0.10, None)
     # Factory arguments and step parameters override the defaults.
     assert make_defence_pipeline("adversarial", eps=0.05).named_steps["adv"].eps == 0.05
     assert make_defence_pipeline("smoothing", sigma=0.5).named_steps["smooth"].sigma == 0.5
