@@ -31,6 +31,7 @@ _LAZY = {
     "make_defence_pipeline": "sknnmfdiff.pipeline",
     "AdversarialClassifier": "sknnmfdiff.adversarial",
     "to_torch_module": "sknnmfdiff.torch_adapter",
+    "export_onnx": "sknnmfdiff.onnx_export",
     "evaluate_robustness": "sknnmfdiff.evaluation",
     "RobustnessReport": "sknnmfdiff.evaluation",
     "paper_table": "sknnmfdiff.evaluation",

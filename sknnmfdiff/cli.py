@@ -1,4 +1,5 @@
-"""The ``sknnmfdiff`` command: ``paper``, ``sweep``, ``fit``, ``evaluate``, ``predict``.
+"""The ``sknnmfdiff`` command: ``paper``, ``sweep``, ``fit``, ``evaluate``, ``predict``,
+``export``.
 
 Exit status 0 on success, 2 on bad input (a bad path, flag, image or model
 file), with one line on standard error instead of a traceback.
@@ -244,6 +245,29 @@ def build_parser():
     p.add_argument("--out", default=None,
                    help="also write predictions.csv (file, class, probability) into this folder")
     p.add_argument("--quiet", "-q", action="store_true", help="do not print the predictions")
+
+    p = sub.add_parser(
+        "export", help="write a saved model as an ONNX graph",
+        description="Write a saved model as one ONNX graph: pixels (N, 1, H, W) float32 in "
+        "[0, 1] -> class probabilities (N, n_classes), batch size dynamic. Needs the onnx "
+        "extra (pip install 'sknnmfdiff[onnx]').")
+    p.add_argument("model", help="model file written by 'sknnmfdiff fit' (trusted files only)")
+    p.add_argument("--onnx", required=True, metavar="FILE", help="ONNX file to write")
+    p.add_argument("--noise", choices=["fixed", "input"], default="fixed",
+                   help="the purifier's noise: constants of the graph, the noise of the "
+                   "model's own predictions ('fixed', default), or a graph input the caller "
+                   "draws for every call ('input')")
+    p.add_argument("--seed", type=_non_negative_int, default=None,
+                   help="seed of the fixed noise (default: the one saved with the model)")
+    p.add_argument("--nnls-max-iter", type=_positive_int, default=None,
+                   help="cap on the NNLS pivoting steps in the graph (default: 10 * rank + 20)")
+    p.add_argument("--check-data", metavar="DIR", default=None,
+                   help="image folder: compare the graph (onnxruntime) with the torch module "
+                   "on its images and print the largest difference of the probabilities")
+    p.add_argument("--max-images", type=_positive_int, default=200,
+                   help="images of --check-data compared (a seeded random subset; default: "
+                   "%(default)s)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     return parser
 
 
@@ -525,6 +549,41 @@ def _cmd_predict(args):
     return 0
 
 
+def _cmd_export(args):
+    import numpy as np
+
+    try:
+        from .onnx_export import check_onnx_export, export_onnx
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+        if args.check_data is not None:
+            import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise _BadInput(f"ONNX export needs the onnx extra ({exc.name} is missing): "
+                        "pip install 'sknnmfdiff[onnx]'") from None
+    blob = _load_model(args.model)
+    target = Path(args.onnx)
+    if target.is_dir() or not target.parent.is_dir():
+        raise _BadInput(f"--onnx {args.onnx}: give a file in an existing folder")
+    side = int(blob["image_size"])
+    path = export_onnx(blob["model"], target, noise=args.noise, seed=args.seed,
+                       nnls_max_iter=args.nnls_max_iter, image_shape=(side, side))
+    _say(f"Wrote {path} (pixels (N, 1, {side}, {side}) -> probabilities of "
+         f"{list(blob.get('target_names') or blob['model'].classes_)}; noise: {args.noise})",
+         args.quiet)
+    if args.check_data is not None:
+        bunch = _load_folder(args.check_data, side, 0)
+        X = bunch.data
+        if len(X) > args.max_images:
+            X = X[np.sort(np.random.default_rng(0).permutation(len(X))[: args.max_images])]
+        res = check_onnx_export(blob["model"], path, X)
+        _say(f"onnxruntime vs torch on {res['n_images']} images: max |difference| of the "
+             f"probabilities {res['max_abs_diff']:.3g}, predictions "
+             f"{'identical' if res['same_predictions'] else 'differ on %d' % res['n_disagreements']}, "
+             f"NNLS converged on {100 * res['nnls_converged_fraction']:.1f} %", args.quiet)
+    return 0
+
+
 def _say(msg, quiet=False):
     if not quiet:
         print(msg, flush=True)
@@ -547,7 +606,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     commands = {"paper": _cmd_paper, "sweep": _cmd_sweep, "fit": _cmd_fit,
-                "evaluate": _cmd_evaluate, "predict": _cmd_predict}
+                "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export}
     from .datasets import ImageLoadError
 
     try:

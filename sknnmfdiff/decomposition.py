@@ -30,7 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 from ._persistence import VersionedEstimatorMixin
-from .nn import l2_normalize_rows, nnls
+from .nn import cpu_if_no_cuda, l2_normalize_rows, nnls
 
 __all__ = ["KLNMFTransformer"]
 
@@ -570,7 +570,8 @@ class KLNMFTransformer(
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        device = _resolve_device(self.device)
+        # A model fitted on a GPU still projects on a machine without one (on the CPU).
+        device = _resolve_device(cpu_if_no_cuda(self.device, type(self).__name__))
         H = torch.from_numpy(self.components_).to(device)
         out = np.empty((X.shape[0], self.components_.shape[0]), dtype=np.float32)
         with torch.no_grad():

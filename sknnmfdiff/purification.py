@@ -22,7 +22,8 @@ from sklearn.utils.validation import check_memory, check_is_fitted, validate_dat
 from ._persistence import VersionedEstimatorMixin
 from ._seeding import base_seed as _base_seed
 from ._seeding import derived_seed as _derived_seed
-from .nn import DenoiserMLP, FeaturePurifier, as_tensor, linear_beta_schedule, single_thread
+from .nn import (DenoiserMLP, FeaturePurifier, as_tensor, cpu_if_no_cuda, linear_beta_schedule,
+                 single_thread)
 
 __all__ = ["DiffusionPurifier"]
 
@@ -461,7 +462,8 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         t = self._validate_step(self.t)
         if t == 0 or X.shape[0] == 0:
             return np.array(X, dtype=np.float32, copy=True)
-        device = _check_device(self.device)
+        # A model fitted on a GPU still purifies on a machine without one (on the CPU).
+        device = _check_device(cpu_if_no_cuda(self.device, type(self).__name__))
         purifier = self.make_torch_purifier()
         if device.type != "cpu":  # a copy: the fitted denoiser_ stays on the CPU
             purifier.denoiser = copy.deepcopy(self.denoiser_).to(device)

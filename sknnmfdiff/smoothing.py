@@ -41,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._persistence import VersionedEstimatorMixin
 from ._seeding import base_seed as _base_seed
 from ._seeding import derived_seed as _derived_seed
-from .nn import FeaturePurifier, single_thread
+from .nn import FeaturePurifier, cpu_if_no_cuda, single_thread
 
 __all__ = ["SmoothedClassifier", "clopper_pearson_lower", "smoothing_timestep"]
 
@@ -335,9 +335,12 @@ class SmoothedClassifier(VersionedEstimatorMixin, MetaEstimatorMixin, Classifier
         return tags
 
     # ------------------------------------------------------------------ helpers
-    def _device(self):
+    def _device(self, inference=False):
+        """The torch device; for ``inference`` (a fitted model), the CPU with a warning
+        when ``device`` names CUDA and this machine has none."""
+        device = cpu_if_no_cuda(self.device, type(self).__name__) if inference else self.device
         try:
-            dev = torch.device(self.device)
+            dev = torch.device(device)
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"device={self.device!r} is not a torch device ({exc}).") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
@@ -386,7 +389,7 @@ class SmoothedClassifier(VersionedEstimatorMixin, MetaEstimatorMixin, Classifier
         """Votes (N, n_classes) int64 of ``n_draws`` smoothing draws of every row."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        device = self._device()
+        device = self._device(inference=True)
         n_rows, n_classes = X.shape[0], len(self.classes_)
         counts = np.zeros((n_rows, n_classes), dtype=np.int64)
         if n_rows == 0:

@@ -296,10 +296,12 @@ def _adversarial_examples(cfg, base, Xte, yte, out):
         module, x, y, eps=cfg.eps, protocol="paper", random_state=cfg.seed,
         progress=False, n_restarts=1, square_queries=100,
     )
-    x_adv = torch.as_tensor(np.asarray(x_adv))
+    # The module may sit on a GPU (cfg.device): inputs go there, results come back.
+    dev = next(module.parameters()).device
+    x_adv = torch.as_tensor(x_adv).detach().cpu()
     with torch.no_grad():
-        p_clean = module(x).argmax(1).numpy()
-        p_adv = module(x_adv).argmax(1).numpy()
+        p_clean = module(x.to(dev)).argmax(1).cpu().numpy()
+        p_adv = module(x_adv.to(dev)).argmax(1).cpu().numpy()
     fig = plots.plot_adversarial_examples(
         x.numpy(), x_adv.numpy(), y=y.numpy(), pred_clean=p_clean, pred_adv=p_adv,
         image_shape=(side, side), n=n,

@@ -426,9 +426,9 @@ class CompiledPipeline(nn.Module):
         for d in range(n_draws):
             if seeds is not None:
                 self.manual_seed(seeds[d])
-            for i in noisy:
-                eps[i].append(steps[i].draw_noise(k, device=z.device, dtype=z.dtype))
-        eps = {i: torch.stack(e) for i, e in eps.items()}  # (n_draws, n_eot, 1, k)
+            for i in noisy:  # drawn on the CPU generator; moved in one copy below
+                eps[i].append(steps[i].draw_noise(k, device="cpu", dtype=z.dtype))
+        eps = {i: torch.stack(e).to(z.device) for i, e in eps.items()}  # (n_draws, n_eot, 1, k)
         tail = steps[len(noisy):]
 
         def run(zc, lo, hi):

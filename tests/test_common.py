@@ -93,10 +93,11 @@ def test_set_output_and_feature_names(estimator):
 
 def _public_callables():
     import sknnmfdiff
-    from sknnmfdiff import datasets, evaluation, model_selection, plots, sweep, torch_adapter
+    from sknnmfdiff import (datasets, evaluation, model_selection, onnx_export, plots, sweep,
+                            torch_adapter)
 
     objs = [getattr(sknnmfdiff, n) for n in sknnmfdiff.__all__ if n != "__version__"]
-    for mod in (datasets, evaluation, model_selection, plots, sweep, torch_adapter):
+    for mod in (datasets, evaluation, model_selection, onnx_export, plots, sweep, torch_adapter):
         objs += [getattr(mod, n) for n in getattr(mod, "__all__", [])]
     seen, out = set(), []
     for o in objs:

@@ -21,7 +21,7 @@ LAYERS = [
     ("purification",),  # -> purification
     ("classifier", "adversarial"),  # -> classifier, and its adversarial training
     ("pipeline", "smoothing", "model_file", "_torch_state"),  # above purifier and classifier
-    ("torch_adapter",),  # adapter on top
+    ("torch_adapter", "onnx_export"),  # adapter on top; its ONNX form
     ("evaluation", "plots"),  # evaluation and figures on top
     ("model_selection",),  # robustness-aware scoring for scikit-learn's search
     ("report", "_runs", "_sweep_output"),  # what the long runs write and share

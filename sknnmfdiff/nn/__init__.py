@@ -10,6 +10,9 @@ compiled pipeline computes exactly what the fitted steps compute.
   (standardised inputs, two hidden layers).
 - :class:`CNN1d`: the lightweight 1-D CNN over the selected features (the paper's
   stage 3; the classifier's ``architecture="paper"``).
+- :func:`nnls_gram_export`, :func:`solve_spd_export`: the same NNLS written with
+  :func:`torch.while_loop` and elementary ops (Gauss-Jordan solves), so that it
+  exports to one static graph (ONNX ``Loop`` nodes).
 - :func:`linear_beta_schedule`, :func:`sinusoidal_embedding`, :class:`DenoiserMLP`,
   :class:`FeaturePurifier`, :func:`eot_noise`: the feature-space diffusion purifier
   (DDPM forward process, Ho et al. 2020; x0-predicting denoiser; EOT average of
@@ -18,13 +21,15 @@ compiled pipeline computes exactly what the fitted steps compute.
   :func:`mean_probability_kl`: L-inf PGD on an objective of the input, for PGD and
   TRADES adversarial training (Madry et al. 2018; Zhang et al. 2019).
 
-- :class:`single_thread`, :func:`as_tensor`: how the method's torch code runs (one
-  intra-op thread for tiny ops; numpy arrays as aligned, contiguous tensors).
+- :class:`single_thread`, :func:`as_tensor`, :func:`cpu_if_no_cuda`: how the
+  method's torch code runs (one intra-op thread for tiny ops; numpy arrays as
+  aligned, contiguous tensors; a GPU-fitted model on a machine without CUDA).
 
 The code lives in private modules that import torch and numpy only: ``_runtime`` (the
-two helpers above), and ``_nnls`` (the NNLS projection), ``_diffusion`` (the purifier),
-``_cnn`` (the CNN), ``_mlp`` (the MLP) and ``_attacks`` (the training attacks), which import nothing but ``_runtime``. No module here imports
-scikit-learn, skorch or the rest of the package (checked by ``tests/test_layout.py``).
+two helpers above), and ``_nnls`` (the NNLS projection), ``_nnls_export`` (its
+exportable form), ``_diffusion`` (the purifier), ``_cnn`` (the CNN), ``_mlp`` (the MLP)
+and ``_attacks`` (the training attacks), which import nothing but ``_runtime``. No
+module here imports scikit-learn, skorch or the rest of the package (checked by ``tests/test_layout.py``).
 """
 
 from ._attacks import mean_probability_kl, mean_probability_nll, pgd_linf, project_linf
@@ -38,7 +43,8 @@ from ._diffusion import (
 )
 from ._mlp import FeatureMLP
 from ._nnls import NNLSProjection, l2_normalize_rows, nnls
-from ._runtime import as_tensor, single_thread
+from ._nnls_export import nnls_gram_export, solve_spd_export
+from ._runtime import as_tensor, cpu_if_no_cuda, single_thread
 
 __all__ = [
     "CNN1d",
@@ -47,14 +53,17 @@ __all__ = [
     "FeaturePurifier",
     "NNLSProjection",
     "as_tensor",
+    "cpu_if_no_cuda",
     "eot_noise",
     "l2_normalize_rows",
     "linear_beta_schedule",
     "mean_probability_kl",
     "mean_probability_nll",
     "nnls",
+    "nnls_gram_export",
     "pgd_linf",
     "project_linf",
     "single_thread",
     "sinusoidal_embedding",
+    "solve_spd_export",
 ]

@@ -329,9 +329,11 @@ class FeaturePurifier(nn.Module):
 
     Every call draws *fresh* noise from the module's own :class:`torch.Generator`, so
     repeated calls (an attack's iterations) see new noise, and the global torch RNG is
-    neither used nor advanced. The generator lives on the device of the input; if the input
-    moves to another device the generator is re-created there from the seed (CPU and CUDA
-    generators give different streams, so results differ between devices).
+    neither used nor advanced. The module's own generator is a CPU generator whatever the
+    device of the input: the noise is drawn on the CPU and moved to the input's device
+    (``n_eot * k`` numbers a call), so a seed gives the same noise on the CPU and on a GPU,
+    and a model gives the same outputs on both up to float rounding (CPU and CUDA
+    generators would give different streams).
 
     Parameters
     ----------
@@ -345,9 +347,9 @@ class FeaturePurifier(nn.Module):
     n_eot : int
         Number of noise draws averaged (>= 1).
     generator : torch.Generator or None, default=None
-        Generator to draw the noise from. ``None`` creates one, seeded from fresh OS entropy
-        unless :meth:`manual_seed` is called. A given generator must be on the input's
-        device.
+        Generator to draw the noise from, on any device (the noise is moved to the
+        input's device). ``None`` creates a CPU generator, seeded from fresh OS entropy
+        unless :meth:`manual_seed` is called.
     antithetic : bool, default=True
         Draw the noise in antithetic pairs (see above); ``False`` draws ``n_eot``
         independent vectors, as the paper describes EOT.
@@ -382,7 +384,6 @@ class FeaturePurifier(nn.Module):
             if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not sigma >= 0:
                 raise ValueError(f"sigma must be a number >= 0 or None, got {sigma!r}.")
             self.sqrt_one_minus_ab = self.sqrt_ab * float(sigma)  # sqrt(ab) (z + sigma eps)
-        self._user_generator = generator
         self._generator = generator
         self._seed = None
 
@@ -413,16 +414,12 @@ class FeaturePurifier(nn.Module):
             raise RuntimeError("reset() needs a seed: call manual_seed(seed) first.")
         return self.manual_seed(self._seed)
 
-    def _generator_for(self, device):
+    def _generator_for(self):
+        """The noise generator: the one given, or the module's own CPU generator."""
         g = self._generator
-        if g is not None and g.device == torch.device(device):
+        if g is not None:
             return g
-        if self._user_generator is not None:
-            raise ValueError(
-                f"The generator given to FeaturePurifier is on {g.device}, the input on "
-                f"{device}; pass a generator on the input's device."
-            )
-        g = torch.Generator(device=device)
+        g = torch.Generator()
         if self._seed is None:
             g.seed()  # fresh OS entropy
         else:
@@ -435,13 +432,16 @@ class FeaturePurifier(nn.Module):
 
         Antithetic pairs when ``antithetic`` is true (see :func:`eot_noise`). With
         ``n_rows=1`` (shared by all rows) it advances the generator exactly as one
-        :meth:`forward` call does; ``n_rows=N`` gives every row its own draws.
+        :meth:`forward` call does; ``n_rows=N`` gives every row its own draws. The
+        noise is drawn on the generator's device (the CPU for the module's own) and
+        moved to ``device``: the same numbers for every ``device``.
         """
-        g = self._generator_for(device)
-        return eot_noise(
+        g = self._generator_for()
+        eps = eot_noise(
             self.n_eot, n_rows, n_features, generator=g, antithetic=self.antithetic,
-            device=device, dtype=dtype,
+            device=g.device, dtype=dtype,
         )
+        return eps.to(device)
 
     def purify_with_noise(self, z, eps):
         """Purify ``z`` (N, k) with noise ``eps`` (n_eot, 1 or N, k); differentiable in ``z``."""

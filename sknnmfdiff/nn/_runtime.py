@@ -2,14 +2,18 @@
 
 - :class:`single_thread`: run a block of tiny tensor ops on one CPU thread.
 - :func:`as_tensor`: a numpy array as a C-contiguous, aligned CPU tensor.
+- :func:`cpu_if_no_cuda`: where a *fitted* model runs when its device names CUDA
+  and this machine has none (the CPU, with a warning).
 
 Imports torch and numpy only (no scikit-learn, no other module of the package).
 """
 
+import warnings
+
 import numpy as np
 import torch
 
-__all__ = ["as_tensor", "single_thread"]
+__all__ = ["as_tensor", "cpu_if_no_cuda", "single_thread"]
 
 
 class single_thread:
@@ -64,3 +68,48 @@ def as_tensor(X, dtype=None):
     """
     arr = np.require(np.asarray(X), dtype=dtype, requirements=["C", "A", "W"])
     return torch.from_numpy(arr)
+
+
+def cpu_if_no_cuda(device, owner):
+    """``device``, or ``"cpu"`` with a warning when it names CUDA and CUDA is missing.
+
+    For the inference of a fitted model (``transform``, ``predict``): a model fitted
+    on a GPU keeps ``device="cuda"`` among its parameters, and a machine without CUDA
+    that loads it must still be able to use it. Everything a fitted model holds lives
+    on the CPU or is mapped there on loading (NMF components are numpy arrays, the
+    denoiser is kept on the CPU, skorch maps its net), so running on the CPU gives
+    the same results up to float rounding. Fitting does not use this: a fit asked to
+    run on a missing GPU raises.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        The estimator's ``device`` parameter (``"auto"`` and invalid values are
+        returned unchanged, for the estimator's own checks).
+    owner : str
+        Name of the estimator, for the warning.
+
+    Returns
+    -------
+    device : str or torch.device
+        ``device`` itself, or ``"cpu"``.
+
+    Warns
+    -----
+    UserWarning
+        When ``device`` names CUDA and ``torch.cuda.is_available()`` is False.
+    """
+    try:
+        is_cuda = torch.device(device).type == "cuda"
+    except (RuntimeError, TypeError, ValueError):
+        return device  # "auto" or an invalid value: the caller resolves or rejects it
+    if is_cuda and not torch.cuda.is_available():
+        warnings.warn(
+            f"{owner} has device={str(device)!r} (fitted on a GPU?), but CUDA is not "
+            "available on this machine: it runs on the CPU. Set its device to 'cpu' to "
+            "silence this warning.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return "cpu"
+    return device
