@@ -20,6 +20,10 @@ lighter grid settings ``{"n_restarts": 1, "n_iter": 100, "square_queries": 500}`
 printing the attack time, the checks time and their ratio, and every check's verdict;
 and the same with the evaluator's own defaults (``checks=True``, ``eps_grid=(0.0, 0.5)``,
 the grid attacked with the main attack's settings), what ``sknnmfdiff evaluate`` runs.
+Both run the attack-strength plateau check as the evaluator does by default for a
+randomized model (its nested form: one more APGD restart with twice the iterations and
+EOT draws on the samples the main attack left correct, at most 32); its cost relative to
+the bare evaluation is printed.
 
 Wall-clock times depend on the machine and on what else runs on it (torch's intra-op
 threads stall when other processes take the cores): compare the two paths of one run,
@@ -166,6 +170,13 @@ def _checked(pipe, Xte, y_idx, space, kw):
           f"checks / bare {t['checks'] / bare:.2f}; total / bare {t['total'] / bare:.2f}")
     print("         checks by part: " + ", ".join(
         f"{k} {v:.1f} s" for k, v in t.get("checks_parts", {}).items()))
+    plateau = {c["name"]: c for c in rep.checks}.get("attack_strength_plateau", {})
+    d = plateau.get("details") or {}
+    if "plateau" in t.get("checks_parts", {}):
+        print(f"         plateau check ({d.get('form')} form): {t['checks_parts']['plateau']:.1f} s, "
+              f"plateau / bare {t['checks_parts']['plateau'] / bare:.2f}; samples left correct "
+              f"{d.get('n_still_correct')}, attacked again {d.get('n_attacked')} (cap "
+              f"{d.get('max_samples')}), broken by the stronger attack {d.get('n_broken')}")
     print(f"         robust accuracy {100 * rep.robust['mean_probability']['accuracy']:.2f} %;"
           " eps grid: " + ", ".join(f"{g['eps']:g}: {100 * g['accuracy']:.1f} %"
                                     for g in rep.eps_grid))

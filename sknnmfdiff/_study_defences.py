@@ -130,9 +130,10 @@ def evaluate_defences(cfg, models, Xte, yte, evdir, checkpoints, log, timings, q
                     pipe, Xte, yte, eps=cfg.eps, protocol="adaptive", space=space,
                     n_draws=cfg.n_draws if _randomized(pipe) else None,
                     eps_grid=cfg.eps_grid, grid_attack_kwargs=dict(cfg.grid_attack),
-                    random_state=cfg.seed, device=cfg.device,
+                    random_state=cfg.seed, device=cfg.device, plateau=cfg.plateau,
                     checkpoint_dir=checkpoints / key, progress=not quiet,
-                    return_adversarial=certify, **cfg.attack)
+                    return_adversarial=certify,
+                    **{**cfg.attack, **(cfg.defence_attack or {}).get(name, {})})
             rep = out[0] if certify else out
             if certify:
                 with _runs.Timer(timings, "certify smoothing", log):

@@ -15,14 +15,13 @@ classifier's own, with a custom training and validation step.
 import copy
 import logging
 import time
-from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.feature_selection import SelectorMixin
 from sklearn.pipeline import Pipeline
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNetClassifier
@@ -31,6 +30,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch import nn
 
+from ._constraints import RANDOM_STATE, int_interval, real_interval
 from ._persistence import VersionedEstimatorMixin
 from ._seeding import base_seed, derived_seed
 from .classifier import SkorchCNNClassifier
@@ -412,12 +412,12 @@ class AdversarialClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstima
         "classifier": [HasMethods(["fit", "predict_proba"]), None],
         "features": [HasMethods(["fit", "transform"]), None],
         "method": [StrOptions({"pgd", "trades"})],
-        "eps": [Interval(Real, 0, 1, closed="both")],
-        "n_steps": [Interval(Integral, 1, None, closed="left")],
-        "step_size": [Interval(Real, 0, None, closed="neither"), None],
-        "beta": [Interval(Real, 0, None, closed="left")],
-        "n_eot": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
+        "eps": [real_interval(0, 1, closed="both")],
+        "n_steps": [int_interval(1, None, closed="left")],
+        "step_size": [real_interval(0, None, closed="neither"), None],
+        "beta": [real_interval(0, None, closed="left")],
+        "n_eot": [int_interval(1, None, closed="left")],
+        "random_state": RANDOM_STATE,
         "verbose": ["verbose"],
     }
 
@@ -557,7 +557,8 @@ class AdversarialClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstima
         proba : ndarray of shape (n_samples, n_classes), float64
             Column ``j`` is ``classes_[j]``; one purifier call (its seeded ``transform``).
         """
-        return self.classifier_.predict_proba(self._classifier_input(X))
+        Z = self._classifier_input(X)  # raises NotFittedError first
+        return self.classifier_.predict_proba(Z)
 
     def decision_function(self, X):
         """The classifier's decision function on the purified features.
@@ -572,7 +573,8 @@ class AdversarialClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstima
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes), float64
             See :meth:`SkorchCNNClassifier.decision_function`.
         """
-        return self.classifier_.decision_function(self._classifier_input(X))
+        Z = self._classifier_input(X)  # raises NotFittedError first
+        return self.classifier_.decision_function(Z)
 
     def predict(self, X):
         """Most probable class of each sample.
@@ -587,7 +589,8 @@ class AdversarialClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstima
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        return self.classifier_.predict(self._classifier_input(X))
+        Z = self._classifier_input(X)  # raises NotFittedError first
+        return self.classifier_.predict(Z)
 
     def fitted_steps(self):
         """The fitted parts as the equivalent pipeline steps, in the order they compute.

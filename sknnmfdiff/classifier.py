@@ -14,9 +14,9 @@ docstring).
 
 import logging
 import math
+import numbers
 import re
 import warnings
-from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -24,12 +24,13 @@ from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import StratifiedShuffleSplit
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
+from ._constraints import RANDOM_STATE, int_interval, real_interval
 from ._persistence import VersionedEstimatorMixin
 from .nn import CNN1d, FeatureMLP, as_tensor, single_thread
 
@@ -281,7 +282,11 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
     ------
     ValueError
         From ``fit``: fewer than two classes, continuous ``y``, NaN or infinite ``X``,
-        ``device="cuda"`` without CUDA, a ``class_weight`` dict with unknown labels.
+        ``device="cuda"`` without CUDA, a ``class_weight`` dict with unknown labels or
+        with a weight that is not a finite number >= 0.
+    InvalidParameterError
+        From ``fit`` (a ``ValueError`` and ``TypeError``): a parameter outside its
+        range or of the wrong type, a bool given for a number included.
 
     References
     ----------
@@ -306,19 +311,19 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
 
     _parameter_constraints: dict = {
         "architecture": [StrOptions(set(_AUTO))],
-        "width": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "width": [int_interval(1, None, closed="left"), StrOptions({"auto"})],
+        "dropout": [real_interval(0, 1, closed="left")],
+        "lr": [real_interval(0, None, closed="neither"), StrOptions({"auto"})],
+        "max_epochs": [int_interval(1, None, closed="left"), StrOptions({"auto"})],
+        "batch_size": [int_interval(1, None, closed="left")],
         "optimizer": [StrOptions(set(_OPTIMIZERS))],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [real_interval(0, None, closed="left")],
         "early_stopping": ["boolean", StrOptions({"auto"})],
-        "patience": [Interval(Integral, 1, None, closed="left")],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "patience": [int_interval(1, None, closed="left")],
+        "validation_fraction": [real_interval(0, 1, closed="neither")],
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "device": [StrOptions({"cpu", "cuda", "auto"})],
-        "random_state": ["random_state"],
+        "random_state": RANDOM_STATE,
         "verbose": ["verbose"],
     }
 
@@ -381,6 +386,14 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
                 raise ValueError(
                     f"class_weight has labels {unknown!r} that are not in y; the classes "
                     f"are {labels!r}."
+                )
+            bad = {c: w for c, w in self.class_weight.items()
+                   if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real)
+                   or not math.isfinite(w) or w < 0}
+            if bad:
+                raise ValueError(
+                    f"class_weight must map labels to finite numbers >= 0 (not bools); got "
+                    f"{bad!r}."
                 )
             return np.array([float(self.class_weight.get(c, 1.0)) for c in labels])
         return compute_class_weight("balanced", classes=np.arange(len(labels)), y=y_idx)
@@ -505,7 +518,8 @@ class SkorchCNNClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstimato
         ------
         ValueError
             If ``y`` has fewer than two classes or is continuous, ``device="cuda"``
-            without CUDA, or ``class_weight`` names labels absent from ``y``.
+            without CUDA, or ``class_weight`` names labels absent from ``y`` or gives a
+            weight that is not a finite number >= 0.
         """
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
         check_classification_targets(y)

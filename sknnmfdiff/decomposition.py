@@ -14,7 +14,7 @@ import logging
 import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -26,9 +26,10 @@ from sklearn.base import (
 )
 from sklearn.decomposition._nmf import _initialize_nmf
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
+from ._constraints import RANDOM_STATE, int_interval, real_interval
 from ._persistence import VersionedEstimatorMixin
 from .nn import cpu_if_no_cuda, l2_normalize_rows, nnls
 
@@ -336,12 +337,18 @@ class KLNMFTransformer(
     ----------
     n_components : int, default=15
         Rank ``r`` of the factorisation (the paper uses 15).
-    init : {"nndsvda", "nndsvdar", "nndsvd", "random"}, default="nndsvda"
+    init : {"nndsvda", "nndsvdar", "nndsvd", "random"} or None, default=None
         Initialisation, computed by scikit-learn's
         ``sklearn.decomposition._nmf._initialize_nmf`` (Boutsidis & Gallopoulos 2008
-        NNDSVD, its zero-filled variants, or scaled uniform random). ``"nndsvd"`` leaves
+        NNDSVD, its zero-filled variants, or scaled uniform random). ``None`` resolves
+        as scikit-learn's :class:`~sklearn.decomposition.NMF` does: ``"nndsvda"`` when
+        ``n_components <= min(n_samples, n_features)`` (the paper's 15 components on
+        1,540 images of 16,384 pixels), ``"random"`` otherwise, so that a rank larger
+        than the data (``n_components > n_features`` gives an over-complete basis, as in
+        scikit-learn) still fits; ``init_`` records the choice. ``"nndsvd"`` leaves
         zeros that multiplicative updates can never move; prefer ``"nndsvda"``. The
-        NNDSVD variants need ``n_components <= min(n_samples, n_features)``.
+        NNDSVD variants, given explicitly, need ``n_components <= min(n_samples,
+        n_features)``.
     max_iter : int, default=200
         Maximum number of multiplicative updates (each updates both factors).
     tol : float, default=1e-4
@@ -386,6 +393,8 @@ class KLNMFTransformer(
         Iteration numbers of ``loss_curve_``.
     n_iter_ : int
         Number of updates performed.
+    init_ : str
+        The initialisation used: ``init``, or what ``init=None`` resolved to.
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -395,7 +404,7 @@ class KLNMFTransformer(
     ------
     ValueError
         In ``fit``: negative, NaN or infinite values; ``n_components > min(n_samples,
-        n_features)`` with an NNDSVD init; an unavailable device. In ``transform``: the
+        n_features)`` with an NNDSVD init given explicitly; an unavailable device. In ``transform``: the
         same value checks and a wrong number of features.
     TypeError
         Sparse input (not supported: the NMF is dense; densify with ``X.toarray()``).
@@ -424,16 +433,16 @@ class KLNMFTransformer(
     """
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "init": [StrOptions({"nndsvda", "nndsvdar", "nndsvd", "random"})],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "eval_every": [Interval(Integral, 1, None, closed="left")],
-        "relaxation": [Interval(Real, 1, 2, closed="both")],
-        "random_state": ["random_state"],
+        "n_components": [int_interval(1, None, closed="left")],
+        "init": [StrOptions({"nndsvda", "nndsvdar", "nndsvd", "random"}), None],
+        "max_iter": [int_interval(1, None, closed="left")],
+        "tol": [real_interval(0, None, closed="left")],
+        "eval_every": [int_interval(1, None, closed="left")],
+        "relaxation": [real_interval(1, 2, closed="both")],
+        "random_state": RANDOM_STATE,
         "device": [str],
         "dtype": [StrOptions({"float32", "float64"})],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [int_interval(1, None, closed="left")],
         "verbose": ["verbose"],
     }
 
@@ -441,7 +450,7 @@ class KLNMFTransformer(
         self,
         n_components=15,
         *,
-        init="nndsvda",
+        init=None,
         max_iter=200,
         tol=1e-4,
         eval_every=10,
@@ -487,14 +496,20 @@ class KLNMFTransformer(
         check_non_negative(X, f"{type(self).__name__} (input X)")
         return X
 
-    def _init_factors(self, X):
+    def _resolve_init(self, n_samples, n_features):
+        """``init``, or for ``None`` what scikit-learn's NMF picks (``_initialize_nmf``)."""
+        if self.init is not None:
+            return self.init
+        return "nndsvda" if self.n_components <= min(n_samples, n_features) else "random"
+
+    def _init_factors(self, X, init):
         n_samples, n_features = X.shape
-        if self.init.startswith("nndsvd") and self.n_components > min(n_samples, n_features):
+        if init.startswith("nndsvd") and self.n_components > min(n_samples, n_features):
             raise ValueError(
                 f"n_components={self.n_components} must be <= min(n_samples, n_features) = "
-                f"{min(n_samples, n_features)} for init={self.init!r}; X has shape "
-                f"(n_samples={n_samples}, n_features={n_features}). Lower n_components or "
-                "use init='random'."
+                f"{min(n_samples, n_features)} for init={init!r}; X has shape "
+                f"(n_samples={n_samples}, n_features={n_features}). Lower n_components, "
+                "use init='random', or init=None (random exactly when needed)."
             )
         rs = self.random_state
         if rs is None:
@@ -502,7 +517,7 @@ class KLNMFTransformer(
         elif not isinstance(rs, (Integral, np.random.RandomState)):
             rs = check_random_state(rs)
         # Initialisation reused from scikit-learn (sklearn/decomposition/_nmf.py).
-        W, H = _initialize_nmf(X, self.n_components, init=self.init, eps=1e-6, random_state=rs)
+        W, H = _initialize_nmf(X, self.n_components, init=init, eps=1e-6, random_state=rs)
         return W, H
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -530,7 +545,8 @@ class KLNMFTransformer(
         # initialisation, hence the fit, would depend on where the array came from.
         Xnp = np.require(X, dtype=np.float32 if self.dtype == "float32" else np.float64,
                          requirements=["C", "A"])
-        W0, H0 = self._init_factors(Xnp)
+        init = self._resolve_init(*Xnp.shape)
+        W0, H0 = self._init_factors(Xnp, init)
         Xt = torch.tensor(Xnp, device=device)
         Wt = torch.tensor(W0, dtype=tdtype, device=device)
         Ht = torch.tensor(H0, dtype=tdtype, device=device)
@@ -550,6 +566,7 @@ class KLNMFTransformer(
             )
         self.components_ = H
         self.n_iter_ = int(n_iter)
+        self.init_ = init
         self.loss_curve_iter_ = np.array([i for i, _ in curve], dtype=int)
         self.loss_curve_ = np.array([v for _, v in curve], dtype=np.float64)
         self.reconstruction_err_ = math.sqrt(2.0 * max(self.loss_curve_[-1], 0.0))

@@ -10,16 +10,16 @@ are handled; the rules below are our choices and are documented in the class.
 
 import logging
 import warnings
-from numbers import Integral
 
 import numpy as np
 from scipy import special, stats
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.feature_selection import SelectorMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._constraints import int_interval
 from ._persistence import VersionedEstimatorMixin
 
 __all__ = ["StatSelector"]
@@ -275,7 +275,7 @@ class StatSelector(VersionedEstimatorMixin, SelectorMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "k": [StrOptions({"all"}), Interval(Integral, 0, None, closed="left")],
+        "k": [StrOptions({"all"}), int_interval(0, None, closed="left")],
         "criteria": [tuple, list],
         "aggregate": [StrOptions({"mean", "median", "min"})],
     }

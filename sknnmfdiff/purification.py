@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
 from sklearn.utils import Bunch
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_memory, check_is_fitted, validate_data
 
+from ._constraints import RANDOM_STATE, int_interval, real_interval
 from ._persistence import VersionedEstimatorMixin
 from ._seeding import base_seed as _base_seed
 from ._seeding import derived_seed as _derived_seed
@@ -289,24 +290,24 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
     """
 
     _parameter_constraints = {
-        "t": [Interval(numbers.Integral, 0, None, closed="left")],
-        "n_steps": [Interval(numbers.Integral, 1, None, closed="left")],
-        "beta_start": [Interval(numbers.Real, 0, 1, closed="neither")],
-        "beta_end": [Interval(numbers.Real, 0, 1, closed="neither")],
-        "n_eot": [Interval(numbers.Integral, 1, None, closed="left")],
+        "t": [int_interval(0, None, closed="left")],
+        "n_steps": [int_interval(1, None, closed="left")],
+        "beta_start": [real_interval(0, 1, closed="neither")],
+        "beta_end": [real_interval(0, 1, closed="neither")],
+        "n_eot": [int_interval(1, None, closed="left")],
         "antithetic": ["boolean"],
-        "hidden": [Interval(numbers.Integral, 1, None, closed="left")],
-        "n_layers": [Interval(numbers.Integral, 1, None, closed="left")],
-        "emb_dim": [Interval(numbers.Integral, 2, None, closed="left")],
+        "hidden": [int_interval(1, None, closed="left")],
+        "n_layers": [int_interval(1, None, closed="left")],
+        "emb_dim": [int_interval(2, None, closed="left")],
         "parameterization": [StrOptions({"preconditioned", "direct"})],
-        "small_t_fraction": [Interval(numbers.Real, 0, 1, closed="both")],
-        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "small_t_fraction": [real_interval(0, 1, closed="both")],
+        "max_epochs": [int_interval(1, None, closed="left")],
+        "batch_size": [int_interval(1, None, closed="left")],
+        "lr": [real_interval(0, None, closed="neither")],
         "train_on_purified": ["boolean"],
         "device": [str],
         "memory": [None, str, HasMethods(["cache"])],
-        "random_state": ["random_state"],
+        "random_state": RANDOM_STATE,
     }
 
     def __init__(

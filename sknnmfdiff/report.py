@@ -297,8 +297,18 @@ def render_report(results):
         f"{cfg.get('grid_attack')}, so those points are upper bounds of what a full attack reaches.",
         "- Robust figures of the defended (randomized) model are re-scored with "
         f"{cfg.get('n_draws')} noise draws; the mean-probability rule is used in the tables.",
-        "",
     ]
+    caps = sorted({c["details"].get("max_samples") for ev in evals.values()
+                   for c in ev.get("checks", []) if c.get("name") == "attack_strength_plateau"
+                   and (c.get("details") or {}).get("form") == "nested"} - {None})
+    if caps:
+        out.append(
+            "- attack_strength_plateau: the samples an attack left correct (at most "
+            f"{', '.join(map(str, caps))}, drawn at random) get one more APGD restart with "
+            "twice its iterations and EOT draws and another seed; the check fails when that "
+            "lowers the robust figure by more than one sample (randomized: the half-width of "
+            "its 95 % interval). Its value is the robust accuracy left after that restart.")
+    out.append("")
     return "\n".join(out)
 
 

@@ -34,10 +34,11 @@ import numpy as np
 import torch
 from scipy.stats import beta, binomtest, norm
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._constraints import RANDOM_STATE, int_interval, real_interval
 from ._persistence import VersionedEstimatorMixin
 from ._seeding import base_seed as _base_seed
 from ._seeding import derived_seed as _derived_seed
@@ -299,16 +300,16 @@ class SmoothedClassifier(VersionedEstimatorMixin, MetaEstimatorMixin, Classifier
     _parameter_constraints: dict = {
         "purifier": [HasMethods(["fit"]), None],
         "classifier": [HasMethods(["fit", "predict"]), None],
-        "sigma": [Interval(numbers.Real, 0, None, closed="neither")],
-        "n0": [Interval(numbers.Integral, 1, None, closed="left")],
-        "n": [Interval(numbers.Integral, 1, None, closed="left")],
-        "alpha": [Interval(numbers.Real, 0, 0.5, closed="neither")],
+        "sigma": [real_interval(0, None, closed="neither")],
+        "n0": [int_interval(1, None, closed="left")],
+        "n": [int_interval(1, None, closed="left")],
+        "alpha": [real_interval(0, 0.5, closed="neither")],
         "train_on": [StrOptions({"noisy", "clean"})],
-        "n_train_draws": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_train_draws": [int_interval(1, None, closed="left")],
         "abstain_label": "no_validation",
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [int_interval(1, None, closed="left")],
         "device": [str],
-        "random_state": ["random_state"],
+        "random_state": RANDOM_STATE,
     }
 
     def __init__(

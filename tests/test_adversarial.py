@@ -308,3 +308,12 @@ def test_real_data_robust_above_undefended(real_data_dir):
     ra = r_adv.robust["mean_probability"]["balanced_accuracy"]
     assert ra >= rb + 0.2, (ra, rb)  # seen: 0.47 against 0.13
     assert r_adv.clean["mean_probability"]["balanced_accuracy"] >= 0.6
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "decision_function"])
+def test_unfitted_raises_not_fitted(method, data):
+    from sklearn.exceptions import NotFittedError
+
+    Z, _ = data
+    with pytest.raises(NotFittedError):
+        getattr(AdversarialClassifier(), method)(Z)

@@ -281,6 +281,9 @@ def test_class_weight_dict():
     np.testing.assert_array_equal(clf.class_weight_, [1.0, 3.0])
     with pytest.raises(ValueError, match="class_weight has labels \\['c'\\]"):
         SkorchCNNClassifier(**FAST, class_weight={"c": 2.0}).fit(X, ys)
+    for bad in (-1.0, float("nan"), True, "2"):
+        with pytest.raises(ValueError, match="class_weight must map labels to finite numbers"):
+            SkorchCNNClassifier(**FAST, class_weight={"b": bad}).fit(X, ys)
 
 
 def test_early_stopping_restores_best_epoch():

@@ -129,6 +129,10 @@ def test_fit_predict_evaluate(phantom_folder, tmp_path, capsys):
     rep = json.loads((out / "evaluation.json").read_text())
     assert rep["threat_model"]["space"] == "feature"
     assert 0.0 <= rep["robust"][rep["primary_rule"]]["accuracy"] <= 1.0
+    # evaluation.json names the full model attacked, the purifier's settings included
+    assert rep["model"]["purifier"]["t"] == 10 and rep["model"]["purifier"]["n_steps"] == 1000
+    assert {"n_eot", "antithetic"} <= set(rep["model"]["purifier"])
+    assert [s["name"] for s in rep["model"]["steps"]] == ["nmf", "select", "purify", "clf"]
 
 
 def test_fit_formats_and_clinical_inputs(phantom_folder, tmp_path, capsys):
@@ -179,6 +183,9 @@ def test_paper_on_phantom_writes_everything(tmp_path, capsys, monkeypatch):
     res = json.loads((out / "results.json").read_text())
     assert res["data"]["synthetic"] is True
     assert set(res["evaluations"]) == {"feature-paper-baseline", "feature-paper-defended"}
+    for ev in res["evaluations"].values():  # every robust figure says if a stronger attack lowers it
+        plateau = {c["name"]: c for c in ev["checks"]}["attack_strength_plateau"]
+        assert plateau["status"] in ("passed", "failed") and plateau["details"]["form"] == "nested"
     report = (out / "report.md").read_text()
     assert "SYNTHETIC DATA" in report and "Sanity checks" in report
     assert "(antithetic noise draws; classifier trained on purified features)" in report

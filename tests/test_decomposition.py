@@ -1,6 +1,7 @@
 """Tests of KLNMFTransformer (sknnmfdiff.decomposition)."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from sklearn.decomposition._nmf import _beta_divergence, _initialize_nmf
 from sklearn.model_selection import GridSearchCV
 
 from sknnmfdiff.nn import NNLSProjection
+from sknnmfdiff.nn import nnls as nnls_t
 from sknnmfdiff.decomposition import KLNMFTransformer, _kl_divergence
 
 
@@ -182,12 +184,58 @@ def test_input_errors(fitted):
 def test_n_components_too_large_error():
     X = _data(8, n=10, f=30)
     with pytest.raises(ValueError, match=r"n_components=12 .*n_samples=10, n_features=30"):
-        KLNMFTransformer(12).fit(X)
+        KLNMFTransformer(12, init="nndsvda").fit(X)
     KLNMFTransformer(12, init="random", max_iter=5, random_state=0).fit(X)  # allowed
-    search = GridSearchCV(KLNMFTransformer(max_iter=5), {"n_components": [9]}, cv=2,
-                          scoring=lambda est, X, y=None: 0.0, error_score="raise")
+    search = GridSearchCV(KLNMFTransformer(max_iter=5, init="nndsvda"), {"n_components": [9]},
+                          cv=2, scoring=lambda est, X, y=None: 0.0, error_score="raise")
     with pytest.raises(ValueError, match="n_components=9"):
         search.fit(X[:15])
+
+
+@pytest.mark.parametrize("shape, n_components, expected", [
+    ((50, 120), 15, "nndsvda"),   # the paper's case: rank below both sizes
+    ((10, 30), 10, "nndsvda"),    # equal to min(n_samples, n_features)
+    ((10, 30), 12, "random"),     # more components than samples
+    ((30, 3), 15, "random"),      # more components than features (over-complete)
+])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_init_none_resolves_like_sklearn_nmf(shape, n_components, expected):
+    """init=None (the default) picks what sklearn's NMF picks, and then fits exactly as
+    the explicit choice does."""
+    X = _data(3, n=shape[0], f=shape[1])
+    ours = KLNMFTransformer(n_components, max_iter=20, random_state=0).fit(X)
+    assert ours.init_ == expected
+    explicit = KLNMFTransformer(n_components, init=expected, max_iter=20, random_state=0).fit(X)
+    np.testing.assert_array_equal(ours.components_, explicit.components_)
+    # scikit-learn's own resolution (sklearn/decomposition/_nmf.py, _initialize_nmf)
+    W_ref, H_ref = _initialize_nmf(X.astype(np.float32), n_components, init=None,
+                                   random_state=0)
+    W_exp, H_exp = _initialize_nmf(X.astype(np.float32), n_components, init=expected,
+                                   random_state=0)
+    np.testing.assert_array_equal(H_ref, H_exp)
+    ref = NMF(n_components, beta_loss="kullback-leibler", solver="mu", max_iter=5,
+              random_state=0).fit(X)
+    assert ref.components_.shape == ours.components_.shape == (n_components, shape[1])
+
+
+def test_more_components_than_features_projects_exactly():
+    """n_components > n_features (sklearn's NMF allows it): the basis is over-complete,
+    H H^T is singular, and transform still returns an exact NNLS code for every row
+    (the residual of scipy's NNLS), with no warning."""
+    X = _data(5, n=30, f=5)
+    m = KLNMFTransformer(random_state=0).fit(X)  # the default rank 15 on 5 features
+    assert m.init_ == "random" and m.components_.shape == (15, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Z = m.transform(X)
+        W = nnls_t(torch.tensor(X, dtype=torch.float32), torch.from_numpy(m.components_))
+    assert np.isfinite(Z).all() and (Z >= 0).all()
+    H = m.components_.astype(np.float64)
+    W = W.double().numpy()
+    X32 = X.astype(np.float32).astype(np.float64)
+    ours = np.linalg.norm(X32 - W @ H, axis=1)
+    ref = np.array([scipy_nnls(H.T, x)[1] for x in X32])
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)  # W is float32
 
 
 def test_set_output_pandas(fitted):

@@ -14,7 +14,7 @@ PKG = ROOT / "sknnmfdiff"
 #: Top-level parts of the package, lowest first: a module may import from its own
 #: layer's part or from lower layers, never from a higher one (CONTRIBUTING.md).
 LAYERS = [
-    ("paper", "_jsonable", "_persistence", "_seeding", "nn"),  # constants, helpers, plain torch blocks
+    ("paper", "_jsonable", "_persistence", "_seeding", "_constraints", "nn"),  # constants, helpers, plain torch blocks
     ("datasets",),  # images
     ("decomposition",),  # -> features
     ("feature_selection",),  # -> selection

@@ -107,7 +107,9 @@ def test_grid_search_rank_and_t_caches_expensive_steps(phantom, tmp_path, monkey
 
 def test_fold_too_small_for_rank_is_a_clear_error(phantom):
     Xtr, _, ytr, _ = phantom
-    pipe = _fast(make_baseline_pipeline(n_components=6, k=4))
+    # An NNDSVD init given explicitly (init=None, the default, falls back to a random
+    # init there, as scikit-learn's NMF does; tests/test_decomposition.py).
+    pipe = _fast(make_baseline_pipeline(n_components=6, k=4, nmf__init="nndsvda"))
     grid = GridSearchCV(pipe, {"nmf__n_components": [500]}, cv=2, error_score="raise")
     with pytest.raises(ValueError, match="n_components"):
         grid.fit(Xtr[:60], ytr[:60])

@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
-from _smoothing_helpers import LinearRule, _data
+from _smoothing_helpers import SMOOTHED_EXPECTED_FAILURES, LinearRule, _data
 from sknnmfdiff import DiffusionPurifier, SkorchCNNClassifier, SmoothedClassifier
 from sknnmfdiff.smoothing import (
     _ESTIMATE,
@@ -269,27 +269,12 @@ def test_skorch_classifier_runs_its_torch_module_directly():
     assert labels.shape == (5,) and radius.dtype == np.float64
 
 
-_ABSTAINS = (
-    "PREDICT abstains (returns abstain_label) where the vote is not significant at alpha, "
-    "so predict is not always the argmax of predict_proba (Cohen et al., 2019)"
-)
-_EXPECTED_FAILURES = {
-    "check_classifiers_train": _ABSTAINS,
-    "check_classifiers_train(readonly_memmap=True)": _ABSTAINS,
-    "check_classifiers_train(readonly_memmap=True,X_dtype=float32)": _ABSTAINS,
-    "check_classifiers_classes": (
-        "uses the labels {-1, 1}, and -1 is the default abstain_label, which fit refuses as "
-        "a class"
-    ),
-}
-
-
 @parametrize_with_checks(
     [SmoothedClassifier(classifier=LogisticRegression(), sigma=0.05, n0=10, n=100,
                         random_state=0),
      SmoothedClassifier(DiffusionPurifier(**FAST_PURIFIER, random_state=0),
                         LogisticRegression(), sigma=0.05, n0=10, n=100, random_state=0)],
-    expected_failed_checks=lambda est: _EXPECTED_FAILURES,
+    expected_failed_checks=lambda est: SMOOTHED_EXPECTED_FAILURES,
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -1,5 +1,7 @@
 """Tests of the batched exact NNLS (sknnmfdiff.nn._nnls)."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -48,6 +50,31 @@ def test_nnls_kkt_conditions():
     assert np.all(np.abs(grad[P.numpy()]) <= 1e-9 * scale.repeat(12, 1)[P.numpy()])
     assert np.all(grad[~P.numpy()] >= -1e-9 * scale.repeat(12, 1)[~P.numpy()])
     assert torch.all(w[~P] == 0)
+
+
+@pytest.mark.parametrize("r, f", [(15, 3), (15, 5), (8, 8)])
+def test_nnls_singular_gram_is_exact(r, f):
+    """More components than features (or dependent ones): H H^T is singular, block
+    pivoting can cycle; every row still gets a KKT point with scipy's residual, and no
+    warning."""
+    rng = np.random.default_rng(r + f)
+    H = rng.random((r, f))
+    if r == f:
+        H[-1] = H[0] + H[1]  # linearly dependent components
+    X = rng.random((60, f))
+    G, B = torch.tensor(H @ H.T), torch.tensor(X @ H.T)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w, P = nnls_gram(G, B)
+        W = nnls(torch.tensor(X), torch.tensor(H)).numpy()
+    ref = np.array([scipy_nnls(H.T, x)[1] for x in X])
+    for sol in (W, w.numpy()):  # the minimiser is not unique: compare residuals
+        res = np.linalg.norm(X - sol @ H, axis=1)
+        np.testing.assert_allclose(res, ref, rtol=1e-9, atol=1e-12)
+    grad = (w @ G - B).numpy()
+    scale = np.abs(B.numpy()).max(1, keepdims=True)
+    assert (W >= 0).all() and (w >= 0).all() and torch.all(w[~P] == 0)
+    assert np.all(grad >= -1e-9 * scale)
 
 
 def test_nnls_batch_independent():

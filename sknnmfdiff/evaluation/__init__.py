@@ -97,7 +97,7 @@ One module per concern; each imports only those above it in this list.
   (:func:`certified_accuracy`, :func:`certified_accuracy_table`,
   :func:`max_certified_eps`).
 - ``_certified_checks``: :func:`check_certified_bound` (no attack beats the certificate).
-- ``_report``: :class:`RobustnessReport` and :func:`paper_table`.
+- ``_report``: :class:`RobustnessReport`, :func:`describe_model` and :func:`paper_table`.
 - ``_protocol``: :func:`evaluate_robustness`, the whole protocol on one model.
 """
 
@@ -126,8 +126,8 @@ from ._common import METRIC_NAMES, NORMS, PROTOCOLS, SCORING_RULES, SPACES  # no
 from ._config import ADAPTIVE_DEFAULTS, PAPER_DEFAULTS, resolve_attack_config
 from ._model_checks import check_batch_invariance, check_flags, check_gradients
 from ._protocol import evaluate_robustness
-from ._report import RobustnessReport, paper_table
-from ._sanity import baseline_checks, run_sanity_checks
+from ._report import RobustnessReport, describe_model, paper_table
+from ._sanity import PLATEAU_MAX_SAMPLES, baseline_checks, run_sanity_checks  # noqa: F401
 from ._scoring import classification_metrics, predict_proba_draws, score, score_draws
 from ._wrappers import MeanProbabilityLogits
 
@@ -153,6 +153,7 @@ __all__ = [
     "check_transfer",
     "check_square_vs_whitebox",
     "classification_metrics",
+    "describe_model",
     "evaluate_robustness",
     "format_certified_table",
     "linf_to_l2_radius",

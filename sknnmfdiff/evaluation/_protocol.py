@@ -16,8 +16,8 @@ from ._attack_checks import check_transfer
 from ._autoattack import autoattack_flags
 from ._check_result import _safe_check
 from ._common import SPACES, _check_inputs, _module_device, _small_ops, _to_tensor, timed
-from ._report import RobustnessReport
-from ._sanity import run_sanity_checks
+from ._report import RobustnessReport, describe_model
+from ._sanity import PLATEAU_MAX_SAMPLES, _check_plateau_option, run_sanity_checks
 from ._scoring import score
 
 _log = logging.getLogger(__name__)
@@ -51,9 +51,10 @@ def _prepare_inputs(module, X, space, image_shape, device):
 _ATTACK_SETTINGS = {"n_eot", "n_restarts", "n_iter", "square_queries", "square_n_eot", "eot_batch"}
 
 
-def _check_options(space, attack_kwargs):
+def _check_options(space, attack_kwargs, plateau):
     if space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, got {space!r}.")
+    _check_plateau_option(plateau)
     unknown = set(attack_kwargs) - _ATTACK_SETTINGS
     if unknown:
         raise TypeError(f"unknown attack settings {sorted(unknown)}; allowed: {sorted(_ATTACK_SETTINGS)}.")
@@ -88,8 +89,8 @@ def _as_module(model, y, space, device):
 
 
 def _sanity_checks(module, xt, yt, x_adv, *, cfg, clean_s, rob_s, details, eps, norm, eps_grid,
-                   grid_attack_kwargs, n_draws, n_fd_samples, plateau, batch_size, random_state,
-                   device, parts):
+                   grid_attack_kwargs, n_draws, n_fd_samples, plateau, plateau_max_samples,
+                   batch_size, random_state, device, parts):
     """AutoAttack's flags, the checklist's checks and, for a randomized model with a bare
     classifier, white-box against transfer; returns ``(flags, checks, eps_grid)``. The
     seconds of each part are added to ``parts``."""
@@ -104,7 +105,8 @@ def _sanity_checks(module, xt, yt, x_adv, *, cfg, clean_s, rob_s, details, eps, 
         module, xt, yt, x_adv, cfg=cfg, clean_scores=clean_s, robust_scores=rob_s, flags=flags,
         eps_grid=eps_grid, grid_attack_kwargs=grid_attack_kwargs, n_draws=n_draws,
         n_fd_samples=n_fd_samples, attack_counts=details["counts"], plateau=plateau,
-        batch_size=batch_size, random_state=random_state, device=device, timings=parts)
+        plateau_max_samples=plateau_max_samples, batch_size=batch_size,
+        random_state=random_state, device=device, timings=parts)
     bare_fn = getattr(module, "without_purifier", None)
     if cfg.get("randomized") and bare_fn is not None:
         with timed(parts, "transfer"):
@@ -130,7 +132,8 @@ def evaluate_robustness(
     eps_grid=(0.0, 0.5),
     grid_attack_kwargs=None,
     checks=True,
-    plateau=False,
+    plateau="auto",
+    plateau_max_samples=PLATEAU_MAX_SAMPLES,
     n_fd_samples=3,
     batch_size=250,
     random_state=0,
@@ -180,10 +183,20 @@ def evaluate_robustness(
         restarts to save time).
     checks : bool, default=True
         Run the sanity checks.
-    plateau : bool, default=False
-        Also run the attack-strength plateau check (checklist item 6), which
-        reruns the attack with twice the iterations, restarts, queries and EOT
-        draws.
+    plateau : {"auto", True, "full", False}, default="auto"
+        The attack-strength plateau check (checklist item 6): does a stronger
+        attack lower the robust figure further? ``"auto"`` runs its nested form
+        for a randomized model and reports it skipped for a deterministic one;
+        ``True`` runs the nested form for any model: one more APGD restart with
+        twice the iterations and EOT draws (and another seed) on the samples the
+        main attack left correct, at most ``plateau_max_samples`` of them, so it
+        costs nothing when the attack broke every sample; ``"full"`` runs the
+        whole attack again with twice the iterations, restarts, Square queries
+        and EOT draws on every sample (about eight main attacks); ``False`` skips
+        it. See :func:`check_attack_plateau`.
+    plateau_max_samples : int or None, default=32
+        Most samples the nested plateau check attacks again (drawn at random when
+        more were left correct; the drop is then extrapolated); ``None``: all.
     n_fd_samples : int, default=3
         Inputs used for the finite-difference gradient check.
     batch_size, random_state, device, checkpoint_dir, progress
@@ -199,8 +212,9 @@ def evaluate_robustness(
     Returns
     -------
     report : RobustnessReport
-        Threat model, clean and robust metrics per scoring rule, sanity
-        checks, timings and per-sample outcomes.
+        The model attacked (every step and its parameters, the purifier's
+        settings), threat model, clean and robust metrics per scoring rule,
+        sanity checks, timings and per-sample outcomes.
     x_adv : ndarray of float32
         Only with ``return_adversarial=True``: the adversarial inputs, in the
         attacked space and shape ((N, 1, H, W) pixels, or (N, 1, 1, k) features).
@@ -210,7 +224,7 @@ def evaluate_robustness(
     ValueError, TypeError
         Malformed inputs, labels not in ``classes_`` or unknown options.
     """
-    _check_options(space, attack_kwargs)
+    _check_options(space, attack_kwargs, plateau)
     t_start = time.perf_counter()
     timings = {}
 
@@ -248,13 +262,15 @@ def evaluate_robustness(
                 module, xt, yt, x_adv, cfg=cfg, clean_s=clean_s, rob_s=rob_s, details=details,
                 eps=eps, norm=norm, eps_grid=eps_grid, grid_attack_kwargs=grid_attack_kwargs,
                 n_draws=n_draws, n_fd_samples=n_fd_samples, plateau=plateau,
-                batch_size=batch_size, random_state=random_state, device=dev,
+                plateau_max_samples=plateau_max_samples, batch_size=batch_size,
+                random_state=random_state, device=dev,
                 parts=timings.setdefault("checks_parts", {}))
     timings["total"] = time.perf_counter() - t_start
     timings["attack_batches"] = details["batch_seconds"]
 
     # 5. The report, normalised through its strict-JSON form.
     report = RobustnessReport(
+        model=describe_model(model, module),
         threat_model=cfg,
         clean=clean_s["rules"],
         robust=rob_s["rules"],

@@ -9,6 +9,81 @@ from pathlib import Path
 
 from .._jsonable import to_jsonable
 
+#: Parameters left out of a step's record: caches, not settings of the model.
+_NOT_SETTINGS = ("memory",)
+
+
+def _qualname(obj):
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _setting(value):
+    """A parameter as a JSON value: numbers, strings, booleans, None and lists or dicts
+    of them as such, anything else (an estimator, a RandomState) as its ``repr``."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_setting(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _setting(v) for k, v in value.items()}
+    return repr(value)
+
+
+def describe_model(model, module):
+    """What an evaluation attacked, for its report.
+
+    Parameters
+    ----------
+    model : sklearn Pipeline, estimator or torch.nn.Module
+        What was passed to :func:`evaluate_robustness`.
+    module : torch.nn.Module
+        The module attacked (``model`` itself, or its compilation by
+        :func:`~sknnmfdiff.torch_adapter.to_torch_module`).
+
+    Returns
+    -------
+    description : dict
+        ``"class"`` (of ``model``); for a pipeline ``"steps"``, a list of
+        ``{"name", "class", "params"}`` with every parameter, defaults included
+        (caches left out); ``"module"``, the module's class and its steps
+        (``{"name", "class", "settings"}``, the settings as the module's
+        ``extra_repr``); ``"purifier"``, the settings of every noise-drawing
+        purification step (``t``, ``n_steps``, ``n_eot``, ``antithetic``; from the
+        fitted purifier of a pipeline, else from the module), or ``None`` when
+        there is none; ``"randomized"``, whether the module draws noise.
+    """
+    out = {"class": _qualname(model)}
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list):
+        out["steps"] = [
+            {"name": name, "class": _qualname(est),
+             "params": {k: _setting(v) for k, v in sorted(est.get_params(deep=False).items())
+                        if k not in _NOT_SETTINGS} if hasattr(est, "get_params") else {}}
+            for name, est in steps
+        ]
+    out["module"] = {
+        "class": _qualname(module),
+        "steps": [{"name": name, "class": type(m).__name__, "settings": m.extra_repr()}
+                  for name, m in module.named_modules()
+                  if name and name.count(".") <= 1 and m.extra_repr()],
+    }
+    purifiers = []
+    for name, m in module.named_modules():
+        if hasattr(m, "n_eot") and hasattr(m, "antithetic") and hasattr(m, "t"):
+            purifiers.append({"name": name, "t": _setting(m.t),
+                              "n_steps": _setting(getattr(m, "n_steps", None)),
+                              "n_eot": _setting(m.n_eot), "antithetic": bool(m.antithetic)})
+    for step in out.get("steps", []):  # the fitted estimator's own settings win
+        p = step["params"]
+        if {"t", "n_steps", "n_eot", "antithetic"} <= set(p):
+            purifiers = [{"name": step["name"], **{k: p[k] for k in
+                                                   ("t", "n_steps", "n_eot", "antithetic")}}]
+    out["purifier"] = (purifiers[0] if len(purifiers) == 1 else purifiers) or None
+    out["randomized"] = bool(getattr(module, "randomized", bool(purifiers)))
+    return out
+
 
 @dataclasses.dataclass
 class RobustnessReport:
@@ -45,6 +120,11 @@ class RobustnessReport:
         ``y`` (class indices, shape ``(N,)``), ``clean_correct`` and
         ``robust_correct`` (rule -> bools of shape ``(N,)``) and ``broken_by``
         (``"clean"``, the attack that broke the sample, or ``""``).
+    model : dict, default={}
+        The model attacked (:func:`describe_model`): its class, every step of a
+        pipeline with its parameters, the torch module's steps and the purifier's
+        settings (``t``, ``n_steps``, ``n_eot``, ``antithetic``). Empty in reports
+        written before it was recorded.
     autoattack_flags : dict, default={}
         AutoAttack's own model checks (:func:`autoattack_flags`); empty when
         they were not run or raised.
@@ -69,6 +149,7 @@ class RobustnessReport:
     checks: list
     timings: dict
     per_sample: dict
+    model: dict = dataclasses.field(default_factory=dict)
     autoattack_flags: dict = dataclasses.field(default_factory=dict)
     eps_grid: list = dataclasses.field(default_factory=list)
     attack_counts: dict = dataclasses.field(default_factory=dict)
@@ -176,8 +257,9 @@ class RobustnessReport:
         -------
         line : str
             Protocol, norm, eps and space, the clean and robust accuracies under
-            :attr:`primary_rule`, the failed and the skipped checks, and a warning
-            when the attack changed no input at all.
+            :attr:`primary_rule`, the failed and the skipped checks, the purifier's
+            settings (when the model has one), and a warning when the attack
+            changed no input at all.
         """
         r = self.primary_rule
         tm = self.threat_model
@@ -187,10 +269,26 @@ class RobustnessReport:
                 f"failed checks: {self.failed_checks or 'none'}")
         if skipped:
             line += f"; skipped checks: {skipped}"
+        model = _model_words(self.model)
+        if model:
+            line += f"; model: {model}"
         moved = [c for c in self.checks if c["name"] == "perturbation_bounds"]
         if moved and not moved[0].get("value") and float(tm.get("eps", 0) or 0) > 0:
             line += "; WARNING: the attack changed no input"
         return line
+
+
+def _model_words(model):
+    """The purifier's settings in words (``""`` without a purifier or a record)."""
+    pur = (model or {}).get("purifier")
+    if not pur:
+        return ""
+    parts = []
+    for p in pur if isinstance(pur, list) else [pur]:
+        draws = "antithetic" if p.get("antithetic") else "independent"
+        parts.append(f"purifier t={p.get('t')} of {p.get('n_steps')} steps, "
+                     f"{p.get('n_eot')} {draws} EOT draws")
+    return "; ".join(parts)
 
 
 _TABLE_COLUMNS = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced acc."),
@@ -243,5 +341,7 @@ def paper_table(baseline, defended, *, rule=None, digits=4):
     lines.append(f"Threat model: {td['space']} space, {td['norm']} eps = {td['eps']}, box [0, 1]; "
                  f"baseline: {tb['protocol']} protocol ({', '.join(tb['attacks'])}); "
                  f"defended: {td['protocol']} protocol ({', '.join(td['attacks'])}, "
-                 f"EOT draws {td['n_eot']}); scoring rule: {rule or defended.primary_rule}.")
+                 f"EOT draws {td['n_eot']}); scoring rule: {rule or defended.primary_rule}."
+                 + (f" Defended model: {_model_words(defended.model)}."
+                    if _model_words(defended.model) else ""))
     return rows, "\n".join(lines)

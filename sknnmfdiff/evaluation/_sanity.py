@@ -42,6 +42,12 @@ def _attack_rest(module, x, y, x_adv, still_correct, eps, **kw):
     return xa, int(rest.numel())
 
 
+def _same_inputs(xa, x):
+    """Whether the attacked inputs equal the clean ones (as float32), bit for bit."""
+    return bool(np.array_equal(np.asarray(_to_tensor(xa, "x").float().cpu()),
+                               np.asarray(_to_tensor(x, "x").float().cpu())))
+
+
 def _eps_grid_checks(module, x, y, *, cfg, clean_scores, rob_m, eps_grid, grid_attack_kwargs,
                      n_draws, batch_size, random_state, device, x_adv=None, robust_correct=None):
     """Attack and score every grid eps (the main one reuses the main result); returns
@@ -63,7 +69,9 @@ def _eps_grid_checks(module, x, y, *, cfg, clean_scores, rob_m, eps_grid, grid_a
     for e in sorted(set(float(v) for v in eps_grid) | {eps}):
         try:
             if e == eps:
-                acc, ci, same, reused = rob_m["accuracy"], rob_m["accuracy_ci"], None, False
+                acc, ci, reused = rob_m["accuracy"], rob_m["accuracy_ci"], False
+                # At eps = 0 the main attack itself must leave the inputs as they were.
+                same = None if e != 0 or x_adv is None else _same_inputs(x_adv, x)
             else:
                 kw = dict(norm=norm, protocol=cfg["protocol"], batch_size=batch_size,
                           random_state=random_state, device=device, progress=False,
@@ -76,8 +84,7 @@ def _eps_grid_checks(module, x, y, *, cfg, clean_scores, rob_m, eps_grid, grid_a
                         kw.update({k: v if kw.get(k) is None else min(int(kw[k]), v)
                                    for k, v in _ZERO_BUDGET.items()})
                     xa = run_attack(module, x, y, eps=e, **kw)
-                same = bool(np.array_equal(np.asarray(_to_tensor(xa, "x").cpu()),
-                                           np.asarray(_to_tensor(x, "x").float().cpu())))
+                same = _same_inputs(xa, x)
                 reused = same and clean_scores.get("n_draws") == n_draws
                 if reused:
                     # The attack left the inputs as they were: scoring them with the
@@ -107,10 +114,14 @@ def _eps_grid_checks(module, x, y, *, cfg, clean_scores, rob_m, eps_grid, grid_a
     return [c0, c1, c2], grid
 
 
+#: Default cap on the samples the nested plateau check attacks again.
+PLATEAU_MAX_SAMPLES = 32
+
+
 def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, flags=None,
                       eps_grid=(), grid_attack_kwargs=None, n_draws=1, n_fd_samples=3,
-                      attack_counts=None, plateau=False, batch_size=250, random_state=0,
-                      device=None, timings=None):
+                      attack_counts=None, plateau=False, plateau_max_samples=PLATEAU_MAX_SAMPLES,
+                      batch_size=250, random_state=0, device=None, timings=None):
     """Run the checklist's checks; every failure or error is a record, never an exception.
 
     The checks, in the order returned (item numbers of the project's evaluation
@@ -177,9 +188,17 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
     attack_counts : dict, optional
         Samples broken per attack stage (from :func:`run_attack` details) for
         the Square-versus-white-box check; ``None`` leaves that check out.
-    plateau : bool, default=False
-        Also rerun the attack twice as strong (:func:`check_attack_plateau`;
-        costs about four main attacks); otherwise reported as skipped.
+    plateau : {"auto", True, "full", False}, default=False
+        Check that a stronger attack does not lower the figure further
+        (:func:`check_attack_plateau`). ``True``: its nested form, one more APGD
+        restart with twice the iterations and EOT draws on the samples the main
+        attack left correct (mean-probability rule of ``robust_scores``), at most
+        ``plateau_max_samples`` of them; ``"auto"``: the same for a randomized
+        model (``cfg["randomized"]``), skipped for a deterministic one; ``"full"``:
+        the whole attack twice as strong on every sample (about eight main
+        attacks); ``False``: reported as skipped.
+    plateau_max_samples : int or None, default=32
+        Cap of the nested plateau check (``None``: no cap).
     batch_size : int, default=250
         Samples per attack batch and per forward pass.
     random_state : int, default=0
@@ -200,7 +219,8 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
     grid : list of dict
         Per eps (ascending): ``"eps"``, ``"accuracy"`` and ``"accuracy_ci"``
         (mean-probability rule), ``"identical_inputs"`` (whether the attack
-        left the inputs unchanged; ``None`` for the main eps) or ``"error"``;
+        left the inputs unchanged; ``None`` for a main eps other than 0) or
+        ``"error"``;
         ``"clean_scores_reused": True`` where the clean scores stood in for
         scoring unchanged inputs; ``"builds_on_main_attack": True`` and
         ``"n_attacked"`` (samples attacked afresh) above the main eps.
@@ -208,11 +228,16 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
 
     Raises
     ------
-    KeyError
-        If ``cfg``, ``clean_scores`` or ``robust_scores`` lack an entry this
-        function reads itself (e.g. ``cfg["eps"]``, ``cfg["randomized"]``, the
-        ``"mean_probability"`` rule); only the checks are guarded.
+    ValueError
+        If ``plateau`` is not one of its values, or ``cfg``, ``clean_scores`` or
+        ``robust_scores`` lack an entry this function reads itself (``cfg["eps"]``,
+        ``cfg["norm"]``, ``cfg["randomized"]``, the ``"mean_probability"`` rule and
+        its ``"accuracy"``, ``"accuracy_ci"`` and ``"n"``; with an ``eps_grid``
+        also the attack settings of ``cfg``); the message names what is missing.
+        Only the checks themselves are guarded.
     """
+    _check_plateau_option(plateau)
+    _check_sanity_inputs(cfg, clean_scores, robust_scores, grid=bool(eps_grid))
     checks = []
     eps, norm = cfg["eps"], cfg["norm"]
     checks.append(_safe_check("perturbation_bounds", check_perturbation, x, x_adv, eps, norm))
@@ -247,15 +272,24 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
             "random_noise_weaker_than_attack", check_random_noise, module, x, y, eps=eps, norm=norm,
             clean_accuracy=clean_m["accuracy"], robust_accuracy=rob_m["accuracy"], n_draws=n_draws,
             batch_size=batch_size, random_state=random_state, device=device))
-    if plateau:
+    run_plateau = bool(cfg["randomized"]) if plateau == "auto" else plateau
+    if run_plateau:
+        nested = plateau != "full"
+
+        def _plateau():
+            return check_attack_plateau(
+                module, x, y, cfg=cfg, robust_accuracy=rob_m["accuracy"],
+                still_correct=_still_correct(robust_scores) if nested else None,
+                max_samples=plateau_max_samples if nested else None, n_draws=n_draws,
+                batch_size=batch_size, random_state=random_state, device=device)
+
         with timed(timings, "plateau"):
-            checks.append(_safe_check(
-                "attack_strength_plateau", check_attack_plateau, module, x, y, cfg=cfg,
-                robust_accuracy=rob_m["accuracy"], n_draws=n_draws, batch_size=batch_size,
-                random_state=random_state, device=device))
+            checks.append(_safe_check("attack_strength_plateau", _plateau))
     else:
-        checks.append(CheckResult("attack_strength_plateau", None, None,
-                                  {"reason": "not requested (plateau=False)"}))
+        reason = ("deterministic model: plateau='auto' runs it for randomized models only "
+                  "(pass plateau=True to run it)" if plateau == "auto"
+                  else "not requested (plateau=False)")
+        checks.append(CheckResult("attack_strength_plateau", None, None, {"reason": reason}))
     if attack_counts is not None:
         checks.append(_safe_check("whitebox_at_least_as_strong_as_square", check_square_vs_whitebox,
                                   attack_counts, clean_m["n"]))
@@ -270,6 +304,49 @@ def run_sanity_checks(module, x, y, x_adv, *, cfg, clean_scores, robust_scores, 
         if c.passed is False and c.status != "error":
             _log.warning("sanity check %s failed (value=%s)", c.name, c.value)
     return checks, grid
+
+
+PLATEAU_OPTIONS = ("auto", True, "full", False)
+
+
+def _check_plateau_option(plateau):
+    if not any(plateau is v or (isinstance(v, str) and plateau == v) for v in PLATEAU_OPTIONS):
+        raise ValueError(f"plateau must be one of {PLATEAU_OPTIONS}, got {plateau!r}.")
+
+
+#: Entries of ``cfg`` that run_sanity_checks reads itself, and those the eps grid reads.
+_CFG_KEYS = ("eps", "norm", "randomized")
+_CFG_GRID_KEYS = ("protocol", "n_eot", "apgd_n_restarts", "apgd_n_iter", "square_queries",
+                  "square_n_eot", "eot_batch")
+
+
+def _check_sanity_inputs(cfg, clean_scores, robust_scores, *, grid):
+    """Raise ValueError naming every entry of the inputs that run_sanity_checks reads
+    itself and that is missing (instead of a bare KeyError deep inside)."""
+    keys = _CFG_KEYS + (_CFG_GRID_KEYS if grid else ())
+    missing = [f"cfg[{k!r}]" for k in keys if not isinstance(cfg, dict) or k not in cfg]
+    for name, scores in (("clean_scores", clean_scores), ("robust_scores", robust_scores)):
+        rules = scores.get("rules") if isinstance(scores, dict) else None
+        m = rules.get("mean_probability") if isinstance(rules, dict) else None
+        if not isinstance(m, dict):
+            missing.append(f"{name}['rules']['mean_probability']")
+            continue
+        missing += [f"{name}['rules']['mean_probability'][{k!r}]"
+                    for k in ("accuracy", "accuracy_ci", "n") if k not in m]
+    if missing:
+        raise ValueError("run_sanity_checks: malformed inputs, missing "
+                         + ", ".join(missing)
+                         + " (cfg comes from resolve_attack_config, the scores from score()).")
+
+
+def _still_correct(robust_scores):
+    """Per-sample correctness on ``x_adv`` under the mean-probability rule."""
+    correct = robust_scores.get("correct", {}).get("mean_probability")
+    if correct is None:
+        raise ValueError("robust_scores has no per-sample 'correct' entry for the "
+                         "'mean_probability' rule, which the nested plateau check needs "
+                         "(score() gives it).")
+    return correct
 
 
 def baseline_checks(baseline, defended, *, near_zero=0.05):

@@ -360,6 +360,12 @@ class FeaturePurifier(nn.Module):
         randomized smoothing at ``t`` (Carlini et al., 2023; see
         :class:`~sknnmfdiff.SmoothedClassifier`).
 
+    Attributes
+    ----------
+    n_steps : int
+        ``T``, the length of the schedule (for the record; the module uses only
+        ``alpha_bar_t``).
+
     Raises
     ------
     ValueError
@@ -376,6 +382,7 @@ class FeaturePurifier(nn.Module):
         self.n_eot = n_eot
         self.antithetic = bool(antithetic)
         ab = alpha_bar(alphas_cumprod, t)  # validates t
+        self.n_steps = int(torch.as_tensor(alphas_cumprod).numel())
         # Kept as Python floats (computed in float64) so that the module has no buffer to
         # move between devices and works in any floating dtype.
         self.sqrt_ab = math.sqrt(ab)
@@ -528,6 +535,6 @@ class FeaturePurifier(nn.Module):
 
     def extra_repr(self):
         return (
-            f"t={self.t}, n_eot={self.n_eot}, antithetic={self.antithetic}, "
-            f"sqrt_alpha_bar={self.sqrt_ab:.5f}"
+            f"t={self.t}, n_steps={getattr(self, 'n_steps', None)}, n_eot={self.n_eot}, "
+            f"antithetic={self.antithetic}, sqrt_alpha_bar={self.sqrt_ab:.5f}"
         )

@@ -95,9 +95,9 @@ def nnls_gram(G, B, max_iter=None):
         Right-hand sides ``X H^T``; used in float64.
     max_iter : int or None, default=None
         Cap on the pivoting steps (one batched ``r x r`` solve each); ``None`` means
-        ``10 * r + 20``. Rows not converged by then are set to the best of their
-        iterates clipped at 0 and a ``RuntimeWarning`` is issued (it does not happen on
-        non-degenerate problems: the method terminates finitely).
+        ``10 * r + 20``. Rows not converged by then are solved one by one by Lawson &
+        Hanson's method (see Notes), with the same cap on its steps; a row that does not
+        converge there either keeps its last iterate and a ``RuntimeWarning`` is issued.
 
     Returns
     -------
@@ -106,12 +106,23 @@ def nnls_gram(G, B, max_iter=None):
     passive : Tensor of shape (N, r), bool
         Final passive sets (free entries); used for the implicit gradient.
 
+    Notes
+    -----
+    Block principal pivoting terminates finitely when ``G`` is positive definite. When
+    it is singular (more components than features, ``r > n_features``, or linearly
+    dependent components) the minimiser is not unique and the pivoting can cycle; the
+    rows that do are solved by Lawson & Hanson's NNLS, which terminates for any ``G``
+    and returns a minimiser whose passive components are linearly independent (the
+    one ``scipy.optimize.nnls`` would return, up to ties). A row's result still depends
+    on that row only.
+
     References
     ----------
     J. Kim and H. Park, "Fast nonnegative matrix factorization: an active-set-like
     method and comparisons", SIAM J. Sci. Comput. 33(6), 2011 (block principal
     pivoting with the backup rule of Judice & Pires, 1994). The result is the same
     unique minimiser that Lawson & Hanson's NNLS (``scipy.optimize.nnls``) returns.
+    C. L. Lawson and R. J. Hanson, *Solving Least Squares Problems*, 1974, ch. 23.
     """
     G = G.to(torch.float64)
     B = B.to(torch.float64)
@@ -157,17 +168,55 @@ def nnls_gram(G, B, max_iter=None):
             flip = torch.where(full[:, None], infeas, single)
             P[t] = Pi ^ flip
             todo = t
-        if todo.numel():
+        failed = []
+        for i in todo.tolist():  # block pivoting cycled: a singular G (see Notes)
+            wi, Pi, ok = _lawson_hanson(G, B[i], tol[i, 0], max_iter)
+            w[i], P[i] = wi, Pi
+            if not ok:
+                failed.append(i)
+        if failed:
             warnings.warn(
-                f"nnls_gram: {todo.numel()} of {N} rows did not converge in "
-                f"max_iter={max_iter} pivoting steps; their last iterate is clipped at 0.",
+                f"nnls_gram: {len(failed)} of {N} rows did not converge in max_iter="
+                f"{max_iter} steps of block pivoting nor of Lawson-Hanson's method; their "
+                "last Lawson-Hanson iterate is kept (non-negative, not optimal).",
                 RuntimeWarning,
                 stacklevel=2,
             )
-            x = _solve_masked(G, B[todo], P[todo]).clamp_min(0)
-            w[todo] = x
-            P[todo] = x > 0
     return w, P
+
+
+def _lawson_hanson(G, b, tol, max_iter):
+    """Lawson & Hanson's active-set NNLS of one row in Gram form; ``(w, P, converged)``.
+
+    Solves ``min_{w >= 0} w G w^T / 2 - w b^T`` for one ``b`` of shape (r,). An index
+    enters the passive set ``P`` only while its negative gradient exceeds ``tol``, which
+    keeps the passive rows of ``H`` linearly independent, so the method ends in finitely
+    many steps also when ``G`` is singular (Lawson & Hanson, 1974, ch. 23, Lemma 23.17),
+    where block principal pivoting can cycle. ``G_PP`` is then positive definite at the
+    end, as the implicit gradient needs. ``max_iter`` caps the outer and the inner loops.
+    """
+    r = b.shape[0]
+    w = torch.zeros_like(b)
+    P = torch.zeros(r, dtype=torch.bool, device=b.device)
+    for _ in range(max_iter):
+        grad = b - w @ G  # negative gradient
+        cand = (~P) & (grad > tol)
+        if not bool(cand.any()):
+            return w, P, True
+        P[int(torch.where(cand, grad, torch.full_like(grad, -torch.inf)).argmax())] = True
+        for _ in range(max_iter):
+            s = _solve_masked(G, b[None], P[None])[0]
+            neg = P & (s <= 0)
+            if not bool(neg.any()):
+                w = s
+                break
+            alpha = torch.min(w[neg] / (w[neg] - s[neg]))
+            w = w + alpha * (s - w)
+            P &= w > 0
+            w = torch.where(P, w, torch.zeros_like(w))
+        else:
+            return w.clamp_min(0), P & (w > 0), False
+    return w, P, False
 
 
 def _gram_rhs(X, H64, chunk=256):

@@ -18,8 +18,9 @@ and the ONNX exporter writes as an ONNX ``Loop``) and elementary tensor ops:
   Judice & Pires (1994), is the one of :func:`nnls_gram` step for step, so every row
   follows the pivoting sequence it follows there and ends at the same minimiser
   (up to the rounding of the solves); rows still infeasible after ``max_iter`` steps
-  are flagged (``converged`` False) and, as in :func:`nnls_gram`, get their last
-  iterate clipped at 0.
+  are flagged (``converged`` False) and get their last iterate clipped at 0
+  (:func:`nnls_gram` instead solves such rows by Lawson & Hanson's method, which a
+  static graph does not hold; on non-degenerate problems no row reaches the cap).
 
 Everything is in float64 (ONNX Runtime runs float64 ``MatMul``, ``Div`` and ``Where``
 on the CPU). Only ``torch`` is imported.
