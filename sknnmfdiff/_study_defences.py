@@ -19,7 +19,7 @@ from . import _runs
 from .pipeline import DEFENCES
 
 __all__ = ["DEFENCE_LABELS", "defence_rows", "defences_figures", "evaluate_defences",
-           "fit_defences"]
+           "failed_note", "fit_defences", "main_eps_mark"]
 
 #: How the report names each defence.
 DEFENCE_LABELS = {
@@ -45,8 +45,11 @@ def _randomized(pipe):
                for _, est in steps)
 
 
-def fit_defences(cfg, Xtr, ytr, memory, log, timings):
+def fit_defences(cfg, Xtr, ytr, memory, log, timings, fit=None):
     """Fit the defences of ``cfg.defences`` the study does not fit anyway.
+
+    ``fit(name, pipeline)``, when given, returns the fitted model (the study's store of
+    fitted models, which reuses a saved one); by default the pipeline is fitted here.
 
     Returns
     -------
@@ -63,8 +66,12 @@ def fit_defences(cfg, Xtr, ytr, memory, log, timings):
         if name in _STUDY_KEYS:
             continue
         params = dict((cfg.defence_params or {}).get(name, {}))
+        pipe = make_defence_pipeline(name, **common, **params)
+        if fit is not None:
+            models[name] = fit(name, pipe)
+            continue
         with _runs.Timer(timings, f"fit {name}", log):
-            models[name] = make_defence_pipeline(name, **common, **params).fit(Xtr, ytr)
+            models[name] = pipe.fit(Xtr, ytr)
     return models
 
 
@@ -86,10 +93,14 @@ def _certify(cfg, pipe, Xte, yte, x_adv):
     attacked = smooth.predict(np.asarray(x_adv, dtype=np.float32).reshape(len(Z), k))
     check = check_certified_bound(yte, pred, radii, attacked, cfg.eps, n_features=k,
                                   abstain_label=smooth.abstain_label, alpha=2 * smooth.alpha)
+    # The curve at every certified radius too, so that its figure is exact.
+    r = np.asarray(radii, dtype=float)
+    curve = np.unique(np.concatenate([_RADII, r[correct & np.isfinite(r)]]))
     return {
         "sigma": float(smooth.sigma), "n0": int(smooth.n0), "n": int(smooth.n),
         "alpha": float(smooth.alpha), "n_features": int(k),
         "table": certified_accuracy_table(radii, correct, _RADII, eps=eps, n_features=k),
+        "curve": certified_accuracy_table(radii, correct, curve),
         "max_eps_at_50": float(max_certified_eps(radii, correct, k, level=0.5)),
         "abstained": int(np.isnan(radii).sum()),
         "check": dataclasses.asdict(check),
@@ -203,6 +214,21 @@ def defence_rows(cfg, reports, certificate):
     return rows
 
 
+def failed_note(rep):
+    """`` [n checks failed]`` for a curve's legend label when its evaluation failed sanity
+    checks (its figures are then not to be trusted; the report names the checks)."""
+    n = len(rep.failed_checks)
+    return f" [{n} check{'s' if n > 1 else ''} failed]" if n else ""
+
+
+def main_eps_mark(cfg):
+    """The robustness curves' mark of the main eps, attacked with the tables' settings,
+    when the other budgets are attacked with the lighter ``grid_attack``."""
+    if dict(cfg.grid_attack or {}) == dict(cfg.attack or {}):
+        return None
+    return {f"eps {cfg.eps:g}: the tables' attack (others lighter)": float(cfg.eps)}
+
+
 def defences_figures(cfg, reports, certificate, save):
     """Robust accuracy against eps, one curve per defence and space (adaptive attack),
     and the smoothed pipeline's certified accuracy against the radius.
@@ -224,22 +250,25 @@ def defences_figures(cfg, reports, certificate, save):
             if eps_axis is not None and [p[0] for p in pts] != list(eps_axis):
                 continue  # a defence evaluated on another grid (an older run)
             eps_axis = np.array([p[0] for p in pts])
-            curves[DEFENCE_LABELS[name]] = np.array([p[1] for p in pts])
+            label = DEFENCE_LABELS[name] + failed_note(rep)
+            curves[label] = np.array([p[1] for p in pts])
             if all(p[2] for p in pts):
-                cis[DEFENCE_LABELS[name]] = (np.array([p[2][0] for p in pts]),
-                                             np.array([p[2][1] for p in pts]))
+                cis[label] = (np.array([p[2][0] for p in pts]), np.array([p[2][1] for p in pts]))
         if curves:
             unit = "pixel intensity" if space == "pixel" else "feature value"
             save(f"defences_{space}", plots.plot_robustness_curve(
                 eps_axis, curves, ci=cis or None, xlabel=f"eps (L-inf, {unit} units)",
-                title=f"Defences under the adaptive attack, {space} space"))
+                title=f"Defences under the adaptive attack, {space} space",
+                eps_marks=main_eps_mark(cfg)))
     if certificate:
-        rows = [r for r in certificate["table"] if r["eps_linf"] is None]
+        rows = certificate.get("curve") or [r for r in certificate["table"]
+                                            if r["eps_linf"] is None]
         radius = np.array([r["radius"] for r in rows])
         label = f"sigma = {certificate['sigma']:g}"
         k = certificate["n_features"]
         save("certified_accuracy", plots.plot_certified_accuracy(
             radius, {label: [r["certified_accuracy"] for r in rows]},
             ci={label: ([r["ci_low"] for r in rows], [r["ci_high"] for r in rows])},
-            radius_marks={f"L-inf eps = {cfg.eps:g}, k = {k}": float(np.sqrt(k) * cfg.eps)},
-            title="Randomized smoothing: certified accuracy, feature space (L2)"))
+            radius_marks={f"sqrt(k) eps = {np.sqrt(k) * cfg.eps:.3g} (L-inf eps {cfg.eps:g}, "
+                          f"k = {k})": float(np.sqrt(k) * cfg.eps)},
+            title="Randomized smoothing, feature space\ncertified accuracy at each L2 radius"))

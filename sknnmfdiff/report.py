@@ -35,9 +35,73 @@ def _space_label(space):
     }.get(space, space)
 
 
+#: What the ``value`` of each sanity check is, with its unit, and when the check passes
+#: (from the checks in :mod:`sknnmfdiff.evaluation`; details of each in ``results.json``).
+CHECK_VALUES = {
+    "perturbation_bounds": (
+        "largest perturbation norm found (the threat model's norm), input units",
+        "<= eps (up to float rounding), adversarial inputs finite float32 in [0, 1]"),
+    "eps_zero_equals_clean": (
+        "robust accuracy at eps = 0 (fraction of the test part)",
+        "equals the clean accuracy (within its 95 % interval for a randomized model)"),
+    "robust_accuracy_non_increasing_in_eps": (
+        "number of steps of the eps grid where robust accuracy rose (count)",
+        "0 (beyond a tolerance of one sample, or half the interval when randomized)"),
+    "large_eps_drives_accuracy_to_zero": (
+        "robust accuracy at the largest eps of the grid (fraction)",
+        "near 0 (threshold in results.json)"),
+    "gradient_nonzero": (
+        "fraction of test inputs with a non-zero input gradient",
+        "at least the threshold in results.json, all gradients finite"),
+    "gradient_finite_differences": (
+        "fraction of finite-difference probes that agree with the analytic gradient",
+        "1 (all agree)"),
+    "random_noise_weaker_than_attack": (
+        "accuracy under random noise of size eps (fraction)",
+        "its drop from clean is at most half the attack's drop (plus one sample)"),
+    "attack_strength_plateau": (
+        "robust accuracy under a stronger attack (more iterations, restarts, queries, "
+        "draws; another seed) (fraction)",
+        "not below the reported figure by more than the tolerance in results.json"),
+    "whitebox_at_least_as_strong_as_square": (
+        "samples Square broke after APGD (count)",
+        "at most max(1, 2 % of the test part)"),
+    "whitebox_at_least_as_strong_as_transfer": (
+        "accuracy under a transfer attack from the pipeline without purifier (fraction)",
+        "the white-box robust accuracy is not above its 95 % interval"),
+    "autoattack_flags": (
+        "none (AutoAttack's own flags, in results.json)",
+        "AutoAttack's randomness verdict matches the model, outputs are logits, and the "
+        "class count suits the attacks"),
+    "batch_size_invariance": (
+        "largest absolute difference of the logits between batch sizes (logit units)",
+        "within a small tolerance (float rounding), model in eval mode"),
+    "baseline_near_zero": (
+        "robust accuracy of the undefended baseline (fraction)",
+        "near 0 (threshold in results.json)"),
+    "same_threat_model": (
+        "number of threat-model settings that differ between baseline and defended (count)",
+        "0"),
+    "certified_bound": (
+        "smallest margin, over eps, of the attacked non-error rate above the certified "
+        "accuracy (fraction)",
+        "at every eps the attacked non-error rate is at least the lower end of the "
+        "certified accuracy's interval, and certified inputs the attack broke are not "
+        "significantly many"),
+}
+
+
+def _paper_table_note(synthetic):
+    if synthetic:
+        return ("The paper's published figures (real MRI) are left out of these tables: "
+                "phantom results are not comparable with them.")
+    return ("Columns marked *paper* are the published figures of arXiv 2603.13182 (its MRI "
+            "images and split, the robust rows under its AutoAttack), not computed here.")
+
+
 def _table_with_paper(rows, paper):
     head = "| Setting | " + " | ".join(f"{label} (ours)" for _, label, _ in _METRICS)
-    head += " | Accuracy (paper) | ROC-AUC (paper) | MCC (paper) |"
+    head += " | Accuracy (*paper*) | ROC-AUC (*paper*) | MCC (*paper*) |"
     sep = "|" + "---|" * (1 + len(_METRICS) + 3)
     lines = [head, sep]
     for row in rows:
@@ -151,6 +215,26 @@ def _defences_section(results):
     return out + [""]
 
 
+def _sanity_section(evals):
+    """Every check of every evaluation, and what each check's value is."""
+    out = ["## Sanity checks", "", "What each value is (its unit) and when the check passes "
+           "are listed under the table.", "",
+           "| Evaluation | Check | Passed | Value |", "|---|---|---|---|"]
+    names = []
+    for key, ev in evals.items():
+        for c in ev.get("checks", []):
+            passed = {True: "yes", False: "**NO**", None: "skipped"}.get(c.get("passed"), c.get("passed"))
+            value = c.get("value")
+            value = "–" if value is None else f"{value:.4g}" if isinstance(value, float) else value
+            out.append(f"| {key} | {c.get('name')} | {passed} | {value} |")
+            names += [c.get("name")] if c.get("name") not in names else []
+    out += ["", "| Check | Value | Passes when |", "|---|---|---|"]
+    for name in names:
+        what, when = CHECK_VALUES.get(name, ("see its details in results.json", "–"))
+        out.append(f"| {name} | {what} | {when} |")
+    return out + [""]
+
+
 def render_report(results):
     """Markdown text of the report for a ``results`` dict from ``run_paper_study``.
 
@@ -236,8 +320,10 @@ def render_report(results):
                 "adaptive protocol (EOT gradients, log-mean-probability loss, EOT Square)"
             out += [f"## {title[0].upper() + title[1:]} — {_space_label(space)}", ""]
             rows = tables[key]["rows"]
-            if protocol == "paper":
-                out += [_table_with_paper(rows, PAPER_TABLE), ""]
+            if protocol == "paper" and not data.get("synthetic"):
+                out += [_paper_table_note(False), "", _table_with_paper(rows, PAPER_TABLE), ""]
+            elif protocol == "paper":
+                out += [_paper_table_note(True), "", _table(rows), ""]
             else:
                 out += [_table(rows), ""]
             for name in ("baseline", "defended"):
@@ -254,15 +340,7 @@ def render_report(results):
 
     out += _defences_section(results)
     if evals:
-        out += ["## Sanity checks", "", "| Evaluation | Check | Passed | Value |", "|---|---|---|---|"]
-        for key, ev in evals.items():
-            for c in ev.get("checks", []):
-                passed = {True: "yes", False: "**NO**", None: "skipped"}.get(c.get("passed"), c.get("passed"))
-                value = c.get("value")
-                if isinstance(value, float):
-                    value = f"{value:.4g}"
-                out.append(f"| {key} | {c.get('name')} | {passed} | {value} |")
-        out.append("")
+        out += _sanity_section(evals)
 
     t = results.get("timings", {})
     if t:

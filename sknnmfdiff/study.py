@@ -8,9 +8,11 @@ it), under the paper's attack protocol and an adaptive one, with the sanity
 checks of the evaluation checklist, and writes ``results.json``, ``report.md``,
 figures and the fitted models to one folder.
 
-Finished work is never lost: every finished evaluation is written to
-``<out>/evaluations/`` at once (and attacks checkpoint their batches), and a
-rerun with the same settings in the same folder reuses what is there.
+Finished work is never lost: every fitted model is written to ``<out>/models/`` and
+every finished evaluation to ``<out>/evaluations/`` at once (and attacks checkpoint
+their batches, and the stages inside a batch), and a rerun with the same settings in
+the same folder reuses what is there (a model whose settings or training data changed
+is refitted, and the log says why).
 """
 
 import dataclasses
@@ -148,7 +150,86 @@ def _metrics(pipe, X, y):
     return classification_metrics(y, proba, n_classes=proba.shape[1])
 
 
-def _fit_models(cfg, Xtr, ytr, cache_dir, log, timings):
+class _ModelStore:
+    """The fitted models of a study folder (``<out>/models/<name>.joblib``), reused by a
+    rerun when nothing that made them changed.
+
+    Beside each model, ``<name>.json`` holds its fingerprint: the unfitted pipeline's
+    every parameter (defaults included), the digest of the training data and the
+    package's version and source. :meth:`fit` loads the saved model when the fingerprint
+    matches and otherwise fits it, says why, and saves it at once (so an interrupt
+    later in the run, even while the next model is fitted, keeps it).
+    """
+
+    def __init__(self, folder, Xtr, ytr, log, timings):
+        from . import __version__
+
+        self.folder, self.Xtr, self.ytr = Path(folder), Xtr, ytr
+        self.log, self.timings, self.notes = log, timings, {}
+        self.common = {"train_data": _runs.digest_arrays(Xtr, ytr),
+                       "sknnmfdiff": [__version__, _runs.source_digest()]}
+
+    def fit(self, name, pipe):
+        """The model ``name``: the saved one if its fingerprint matches, else ``pipe`` fitted."""
+        from joblib import dump, load
+
+        settings = {"model": _runs.model_settings(pipe), **self.common}
+        settings = json.loads(json.dumps(settings, default=str))
+        fingerprint = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+        path, meta = self.folder / f"{name}.joblib", self.folder / f"{name}.json"
+        old = json.loads(meta.read_text()) if meta.exists() and path.exists() else None
+        if old is not None and old.get("fingerprint") == fingerprint:
+            try:
+                model = load(path)
+            except Exception as exc:  # noqa: BLE001 - an unreadable file is refitted
+                why = f"{path} could not be read ({type(exc).__name__}: {exc})"
+            else:
+                self.log(f"[fit {name}] reusing {path} (same settings and training data)")
+                self.timings[f"fit {name} (reused; time of the original run)"] = old.get("seconds")
+                self.notes[name] = "reused"
+                return model
+        elif old is not None:
+            was = old.get("settings", {})
+            names = {"model": "model parameters", "train_data": "training data",
+                     "sknnmfdiff": "package version or source"}
+            diff = [v for k, v in names.items() if was.get(k) != settings[k]] or ["settings"]
+            if was.get("model") != settings["model"]:
+                diff[0] += f" ({_changed_params(was.get('model') or [], settings['model'])})"
+            why = f"{path} was fitted with other {', '.join(diff)}"
+        elif path.exists():
+            why = f"{path} has no fingerprint ({meta.name})"
+        else:
+            why = None
+        if why:
+            self.log(f"[fit {name}] {why}: refitting")
+        self.notes[name] = f"fitted ({why})" if why else "fitted"
+        with _runs.Timer(self.timings, f"fit {name}", self.log):
+            model = pipe.fit(self.Xtr, self.ytr)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.joblib.tmp")
+        dump(model, tmp)
+        tmp.replace(path)
+        _runs.write_json(meta, {"fingerprint": fingerprint, "settings": settings,
+                                "seconds": self.timings[f"fit {name}"]})
+        return model
+
+    def seconds(self, name):
+        """Fit time of ``name``: this run's, or the original run's when reused."""
+        t = self.timings
+        return t.get(f"fit {name}", t.get(f"fit {name} (reused; time of the original run)")) or 0
+
+
+def _changed_params(old, new):
+    """``step.param`` names that differ between two :func:`_runs.model_settings` lists."""
+    def flat(settings):
+        return {f"{step}.{k}": v for step, cls, params in settings
+                for k, v in {"(class)": cls, **params}.items()}
+    a, b = flat(old), flat(new)
+    names = sorted(k for k in set(a) | set(b) if a.get(k, "?") != b.get(k, "?"))
+    return ", ".join(names[:6]) + (", ..." if len(names) > 6 else "") or "steps"
+
+
+def _fit_models(cfg, store, cache_dir):
     from joblib import Memory
 
     from .pipeline import make_baseline_pipeline, make_paper_pipeline
@@ -163,13 +244,11 @@ def _fit_models(cfg, Xtr, ytr, cache_dir, log, timings):
         nmf__max_iter=cfg.nmf_max_iter,
         clf__max_epochs=cfg.clf_max_epochs,
     )
-    with _runs.Timer(timings, "fit baseline", log):
-        base = make_baseline_pipeline(**common).fit(Xtr, ytr)
-    with _runs.Timer(timings, "fit defended", log):
-        deff = make_paper_pipeline(
-            t=cfg.t, n_eot=cfg.n_eot, purify__antithetic=cfg.antithetic,
-            purify__train_on_purified=cfg.train_on_purified, **common,
-        ).fit(Xtr, ytr)
+    base = store.fit("baseline", make_baseline_pipeline(**common))
+    deff = store.fit("defended", make_paper_pipeline(
+        t=cfg.t, n_eot=cfg.n_eot, purify__antithetic=cfg.antithetic,
+        purify__train_on_purified=cfg.train_on_purified, **common,
+    ))
     return base, deff
 
 
@@ -239,8 +318,7 @@ def _figures(cfg, base, deff, bunch, split, reports, out, certificate=None):
 
     def save(name, fig):
         if synthetic:
-            fig.text(0.5, 0.005, "SYNTHETIC phantom data (make_phantom_mri), not MRI",
-                     ha="center", va="bottom", fontsize=8, color="firebrick")
+            _mark_synthetic(fig)
         files[name] = str(plots.save_figure(fig, figdir / f"{name}.png").relative_to(out))
 
     side = cfg.image_size
@@ -270,7 +348,7 @@ def _figures(cfg, base, deff, bunch, split, reports, out, certificate=None):
                     + [(rep.threat_model["eps"], main["accuracy"], main.get("accuracy_ci"))],
                     key=lambda p: p[0],
                 )
-                label = f"{name} / {protocol}"
+                label = f"{name} / {protocol}" + _defences.failed_note(rep)
                 eps_axis = np.array([p[0] for p in pts])
                 curves[label] = np.array([p[1] for p in pts])
                 if all(p[2] for p in pts):
@@ -285,49 +363,82 @@ def _figures(cfg, base, deff, bunch, split, reports, out, certificate=None):
                     title=f"{space} space, L-inf (eps in {unit} units)",
                     xlabel=f"eps ({unit})",
                     ci=cis or None,
+                    eps_marks=_defences.main_eps_mark(cfg),
                 ),
             )
     _defences.defences_figures(cfg, reports, certificate, save)
     return files
 
 
-def _adversarial_examples(cfg, base, Xte, yte, out):
-    """Pixel-space adversarial images of the baseline for the figure (paper protocol)."""
+def _mark_synthetic(fig):
+    """Mark a figure of phantom data, below everything else in space the layout keeps
+    free (a constrained-layout figure's ``supxlabel``), so it never covers a label."""
+    fig.supxlabel("SYNTHETIC phantom data (make_phantom_mri), not MRI", fontsize=8,
+                  color="firebrick")
+    return fig
+
+
+def _attack_summary(cfg):
+    """The attack settings of a :func:`~sknnmfdiff.evaluation.run_attack` config, briefly."""
+    text = f"APGD {cfg['apgd_n_restarts']} x {cfg['apgd_n_iter']} it."
+    if cfg["n_eot"] > 1:
+        text += f", EOT {cfg['n_eot']}"
+    text += f"; Square {cfg['square_queries']} queries"
+    if cfg["square_n_eot"] > 1:
+        text += f" x {cfg['square_n_eot']} draws"
+    return text
+
+
+def _adversarial_examples(cfg, models, Xte, yte, target_names, out):
+    """Pixel-space adversarial images of the baseline and the defended pipeline for the
+    figure: the attack of the tables (the adaptive protocol when the study ran it, else
+    the paper's; the same eps, settings and seed), rerun on four test images that both
+    pipelines classify correctly; predictions scored as in the tables (the mean
+    probability over ``cfg.n_draws`` draws for a randomized pipeline)."""
     import torch
 
     from . import plots
-    from .evaluation import run_attack
+    from .evaluation import predict_proba_draws, run_attack
     from .torch_adapter import to_torch_module
 
-    module = to_torch_module(base, device=cfg.device)
+    protocol = "adaptive" if "adaptive" in cfg.protocols else "paper"
     side = cfg.image_size
-    # The first test images of each class that the baseline classifies correctly.
-    y_idx = np.searchsorted(base.classes_, yte)
-    ok = np.flatnonzero(base.predict(Xte) == yte)
-    pick = np.concatenate([ok[y_idx[ok] == c][:2] for c in range(len(base.classes_))])[:4]
+    classes = models["baseline"].classes_
+    y_idx = np.searchsorted(classes, yte)
+    ok = np.flatnonzero(np.logical_and.reduce([m.predict(Xte) == yte for m in models.values()]))
+    pick = np.concatenate([ok[y_idx[ok] == c][:2] for c in range(len(classes))])[:4]
     if pick.size == 0:
         pick = np.arange(min(4, len(Xte)))
     n = len(pick)
     x = torch.as_tensor(Xte[pick], dtype=torch.float32).reshape(n, 1, side, side)
     y = torch.as_tensor(y_idx[pick])
-    x_adv = run_attack(
-        module, x, y, eps=cfg.eps, protocol="paper", random_state=cfg.seed,
-        progress=False, n_restarts=1, square_queries=100,
-    )
-    # The module may sit on a GPU (cfg.device): inputs go there, results come back.
-    dev = next(module.parameters()).device
-    x_adv = torch.as_tensor(x_adv).detach().cpu()
-    with torch.no_grad():
-        p_clean = module(x.to(dev)).argmax(1).cpu().numpy()
-        p_adv = module(x_adv.to(dev)).argmax(1).cpu().numpy()
+    names = np.asarray(target_names, dtype=object)
+    advs, p_clean, p_adv, lines = {}, {}, {}, []
+    for name, pipe in models.items():
+        module = to_torch_module(pipe, device=cfg.device)
+        x_adv, det = run_attack(module, x, y, eps=cfg.eps, protocol=protocol,
+                                random_state=cfg.seed, device=cfg.device, progress=False,
+                                return_details=True, **cfg.attack)
+        draws = cfg.n_draws if det["config"]["randomized"] else 1
+
+        def predict(z, module=module, draws=draws):
+            proba = predict_proba_draws(module, z, n_draws=draws, random_state=cfg.seed,
+                                        device=cfg.device)
+            return names[proba.mean(0).argmax(1)]
+
+        advs[name] = torch.as_tensor(x_adv).detach().cpu().numpy()  # may come from a GPU
+        p_clean[name], p_adv[name] = predict(x), predict(torch.as_tensor(advs[name]))
+        lines.append(f"{name}: {_attack_summary(det['config'])}"
+                     + (f"; predictions: mean probability over {draws} draws" if draws > 1 else ""))
     fig = plots.plot_adversarial_examples(
-        x.numpy(), x_adv.numpy(), y=y.numpy(), pred_clean=p_clean, pred_adv=p_adv,
+        x.numpy(), advs, y=names[y.numpy()], pred_clean=p_clean, pred_adv=p_adv,
         image_shape=(side, side), n=n,
     )
-    fig.suptitle(f"Baseline pipeline, pixel space, L-inf eps = {cfg.eps}\npaper protocol "
-                 "(1 restart, 100 Square queries)" + (", SYNTHETIC phantom data"
-                                                      if cfg.data is None else ""),
+    fig.suptitle(f"Pixel space, L-inf eps = {cfg.eps:g}, {protocol} protocol with the "
+                 f"tables' settings, rerun on {n} test images\n" + "\n".join(lines),
                  fontsize=9)
+    if cfg.data is None:
+        _mark_synthetic(fig)
     figdir = out / "figures"
     return str(plots.save_figure(fig, figdir / "adversarial_examples.png").relative_to(out))
 
@@ -364,7 +475,7 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
     FileNotFoundError, ValueError, ImageLoadError
         Bad data folder or images (from the loader), or bad settings.
     """
-    from joblib import Memory, dump
+    from joblib import Memory
 
     from ._persistence import package_versions
     from .evaluation import paper_table
@@ -398,17 +509,14 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
     Xva, yva = X[split.val], y[split.val]
     Xte, yte = X[split.test], y[split.test]
 
-    base, deff = _fit_models(cfg, Xtr, ytr, out / "cache", log, timings)
+    # Fitted models are saved at once and reused by a rerun with the same settings and data.
+    store = _ModelStore(out / "models", Xtr, ytr, log, timings)
+    base, deff = _fit_models(cfg, store, out / "cache")
     extra = _defences.fit_defences(cfg, Xtr, ytr, Memory(str(out / "cache"), verbose=0), log,
-                                   timings)
+                                   timings, fit=store.fit)
+    results["models"] = store.notes
     results["model_params"] = {"baseline": _runs.model_settings(base), "defended": _runs.model_settings(deff)}
     results["model_params"].update({name: _runs.model_settings(m) for name, m in extra.items()})
-    models = out / "models"
-    models.mkdir(exist_ok=True)
-    dump(base, models / "baseline.joblib")
-    dump(deff, models / "defended.joblib")
-    for name, model in extra.items():
-        dump(model, models / f"{name}.joblib")
 
     with _runs.Timer(timings, "clean metrics", log):
         results["clean"] = {
@@ -441,10 +549,11 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
     with _runs.Timer(timings, "figures", log):
         files = _figures(cfg, base, deff, bunch, split, reports, out, certificate)
         if "pixel" in cfg.spaces:
-            files["adversarial_examples"] = _adversarial_examples(cfg, base, Xte, yte, out)
+            files["adversarial_examples"] = _adversarial_examples(
+                cfg, {"baseline": base, "defended": deff}, Xte, yte, bunch.target_names, out)
     results["figures"] = files
     timings["total"] = round(time.perf_counter() - t_all, 2)
-    fit = timings["fit baseline"] + timings["fit defended"]
+    fit = store.seconds("baseline") + store.seconds("defended")
     paper = [r for k, r in reports.items() if "-paper-" in k]
     core = sum(r.timings.get(p, 0) or 0 for r in paper for p in ("attack", "clean_scoring", "robust_scoring"))
     timings["paper protocol: fit both + attack and score the test part"] = round(fit + core, 2)

@@ -163,7 +163,8 @@ def test_plot_certified_accuracy():
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     assert len(ax.lines) == 3 and ax.get_title() == "features"
-    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "L-inf eps = 0.1, k = 10"
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-2:] == [
+        "L-inf eps = 0.1, k = 10", "shaded: 95 % confidence interval"]  # the band named once
     with pytest.raises(ValueError, match="has 2 values"):
         plot_certified_accuracy(grid, {"a": [0.1, 0.2]})
     with pytest.raises(ValueError, match=r"\[0, 1\]"):

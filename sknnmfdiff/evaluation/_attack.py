@@ -16,9 +16,12 @@ from ._checkpoint import (
     _CHECKPOINT_FORMAT,
     _batch_file,
     _data_digest,
+    _drop_stage,
     _load_batch,
+    _load_stage,
     _open_checkpoint,
     _save_batch,
+    _save_stage,
 )
 from ._common import _check_inputs, _module_device, _seed_int, _state_digest
 from ._config import resolve_attack_config
@@ -52,7 +55,9 @@ def run_attack(
     Batches are attacked independently, each with its own seed derived from
     ``random_state`` and the batch index (the module's generator is rewound with
     ``module.manual_seed`` when present), so a resumed run gives the same result as
-    an uninterrupted one. The caller's global RNG states are left untouched.
+    an uninterrupted one. The result depends on ``batch_size`` (the seeds and
+    AutoAttack's random starts are drawn per batch), which is part of the attack's
+    configuration. The caller's global RNG states are left untouched.
 
     Parameters
     ----------
@@ -74,16 +79,21 @@ def run_attack(
         (:data:`PAPER_DEFAULTS`, :data:`ADAPTIVE_DEFAULTS`). EOT settings apply
         to the adaptive protocol on randomized models only.
     batch_size : int, default=250
-        Samples attacked together; also the checkpoint granularity.
+        Samples attacked together. Changing it changes the random draws, and so the
+        adversarial inputs found (not the attack's strength).
     random_state : int, default=0
         Seed of every random choice of the attack.
     device : str or torch.device, optional
         Defaults to the module's device.
     checkpoint_dir : str or Path, optional
         Directory receiving ``manifest.json`` (config hash over settings, model
-        weights and data) and one ``batch_#####.npz`` per finished batch. On a rerun
-        with the same configuration finished batches are loaded, not redone; a
-        different configuration raises ``ValueError``.
+        weights and data), one ``batch_#####.npz`` per finished batch and, inside the
+        batch being attacked, ``stage_#####.npz`` after each finished stage of the
+        cascade (an APGD run or restart, Square), random states included. On a rerun
+        with the same configuration finished batches are loaded and an interrupted
+        batch continues after its last finished stage, with the result of an
+        uninterrupted run: an interrupt loses at most one stage. A different
+        configuration raises ``ValueError``.
     progress : bool, default=True
         Show a tqdm progress bar over batches.
     return_details : bool, default=False
@@ -156,16 +166,30 @@ def run_attack(
         else:
             t0 = time.perf_counter()
             seed = _seed_int(random_state, b)
+            saved = _load_stage(path, b) if path is not None else None
+            resume, before = saved if saved is not None else (None, 0.0)
+            if resume is not None:
+                if tuple(resume["x_adv"].shape) != tuple(xt[lo:hi].shape):
+                    raise ValueError(f"checkpoint stage of batch {b} in {str(path)!r} has shape "
+                                     f"{tuple(resume['x_adv'].shape)}.")
+                _log.info("batch %d/%d: resuming after stage %d (checkpoint)", b + 1, n_batches,
+                          resume["stage"])
 
             def on_stage(attack, r, n_left, b=b):
                 bar.set_postfix_str(f"batch {b + 1}: {attack} restart {r + 1}, {n_left} left")
                 _log.debug("batch %d: %s restart %d on %d samples", b + 1, attack, r + 1, n_left)
 
-            xa, bb, bcounts = _attack_batch(module, xt[lo:hi], yt[lo:hi], cfg, seed, dev, on_stage)
-            sec = time.perf_counter() - t0
+            def on_stage_done(state, b=b, t0=t0, before=before):
+                _save_stage(path, b, state, before + time.perf_counter() - t0)
+
+            xa, bb, bcounts = _attack_batch(
+                module, xt[lo:hi], yt[lo:hi], cfg, seed, dev, on_stage, resume=resume,
+                on_stage_done=on_stage_done if path is not None else None)
+            sec = before + time.perf_counter() - t0
             x_adv[lo:hi] = xa
             if path is not None:
                 _save_batch(path, b, xa, bb, bcounts, sec)
+                _drop_stage(path, b)
             _log.info("batch %d/%d attacked in %.1f s: %s", b + 1, n_batches, sec, bcounts)
         broken_by[lo:hi] = bb
         seconds.append(sec)

@@ -176,10 +176,59 @@ def _make_adversary(module, cfg, seed, device):
     return adversary
 
 
-def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None):
+def _attack_stages(cfg):
+    """The stages of one batch's cascade in order, as ``(attack, restart)`` pairs."""
+    paper = cfg["protocol"] == "paper"
+    stages = []
+    for attack in cfg["attacks"]:
+        if cfg["eps"] == 0 and attack != cfg["attacks"][0]:
+            continue  # nothing can move at eps = 0; the first attack still runs the code path
+        restarts = cfg["apgd_n_restarts"] if (not paper and attack in ("apgd-ce", "apgd-dlr")) else 1
+        stages += [(attack, r) for r in range(restarts)]
+    return stages
+
+
+def _generators(module):
+    """Every :class:`torch.Generator` held by the module or its submodules, by a stable key."""
+    return {f"{name}:{attr}": g for name, m in module.named_modules()
+            for attr, g in sorted(vars(m).items()) if isinstance(g, torch.Generator)}
+
+
+def _rng_state(module, device):
+    """The random states a stage of the cascade can draw from: torch's global generator
+    (and the device's, on CUDA) and the module's own generators; dict of uint8 tensors."""
+    state = {"torch": torch.get_rng_state()}
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cuda" and torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state(dev)
+    state.update({f"module:{k}": g.get_state() for k, g in _generators(module).items()})
+    return state
+
+
+def _set_rng_state(module, device, state):
+    """Restore :func:`_rng_state`; ValueError when the module's generators differ."""
+    gens = _generators(module)
+    keys = {k.partition(":")[2] for k in state if k.startswith("module:")}
+    if keys != set(gens):
+        raise ValueError(f"the checkpointed stage holds the states of generators {sorted(keys)}, "
+                         f"the module has {sorted(gens)}.")
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], torch.device(device))
+    for k, g in gens.items():
+        g.set_state(state[f"module:{k}"])
+
+
+def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None, *, resume=None,
+                  on_stage_done=None):
     """Attack one batch; returns (x_adv, broken_by list, stage counts).
 
     ``on_stage(attack, restart, n_left)`` is called before every stage (progress).
+    ``on_stage_done(state)`` is called after every stage that attacked something, with
+    the batch's state: ``stage`` (stages done, see :func:`_attack_stages`), ``x_adv``,
+    ``robust``, ``best_loss`` (tensors), ``broken_by``, ``counts`` and ``rng`` (the
+    random states the later stages draw from). ``resume``, such a state, continues the
+    batch after its stage with the result an uninterrupted run gives.
     Runs with one torch intra-op thread when the module has worker threads of its
     own (see ``_common._small_ops``).
     """
@@ -200,47 +249,55 @@ def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None):
         for i in torch.nonzero(~robust).flatten().tolist():
             broken_by[i] = "clean"
         counts["clean"] = int((~robust).sum())
-        for attack in cfg["attacks"]:
-            counts[attack] = 0
-            if cfg["eps"] == 0 and attack != cfg["attacks"][0]:
-                continue  # nothing can move at eps = 0; the first attack still runs the code path
-            restarts = cfg["apgd_n_restarts"] if (not paper and attack in ("apgd-ce", "apgd-dlr")) else 1
-            for r in range(restarts):
-                idx = torch.nonzero(robust).flatten()
-                if idx.numel() == 0:
-                    break
-                xs, ys = xb[idx].clone(), yb[idx].clone()
-                if on_stage is not None:
-                    on_stage(attack, r, int(idx.numel()))
-                if attack in ("apgd-ce", "apgd-dlr"):
-                    adversary.apgd.loss = "ce" if attack == "apgd-ce" else "dlr"
-                    adversary.apgd.seed = seed
-                    if paper:
-                        adv = adversary.apgd.perturb(xs, ys)
-                    else:
-                        # one restart at a time, keeping each sample's highest-loss point
-                        adversary.apgd.n_restarts = 1
-                        torch.manual_seed(_seed_int(seed, r, cfg["attacks"].index(attack)))
-                        adv = adversary.apgd.perturb(xs, ys, best_loss=True)
-                elif attack == "apgd-t":
-                    adv = adversary.apgd_targeted.perturb(xs, ys)
-                elif attack == "square":
-                    adv = adversary.square.perturb(xs, ys)
-                else:  # pragma: no cover - config is built internally
-                    raise ValueError(f"unknown attack {attack!r}")
-                adv = adv.detach().to(xb.dtype)
-                with torch.no_grad():
-                    out = judge(adv)
-                    fooled = out.argmax(1) != ys
-                    loss = F.cross_entropy(out.float(), ys, reduction="none")
-                hit = idx[fooled]
-                x_adv[hit] = adv[fooled]
-                robust[hit] = False
-                for i in hit.tolist():
-                    broken_by[i] = attack
-                counts[attack] += int(fooled.sum())
-                if not paper:
-                    better = (~fooled) & (loss > best_loss[idx])
-                    x_adv[idx[better]] = adv[better]
-                    best_loss[idx[better]] = loss[better]
+        counts.update({attack: 0 for attack in cfg["attacks"]})
+        first = 0
+        if resume is not None:
+            first = int(resume["stage"])
+            x_adv = resume["x_adv"].to(device=xb.device, dtype=xb.dtype).clone()
+            robust = resume["robust"].to(robust.device).clone()
+            best_loss = resume["best_loss"].to(best_loss.device).clone()
+            broken_by, counts = list(resume["broken_by"]), dict(resume["counts"])
+            _set_rng_state(module, device, resume["rng"])
+        for s, (attack, r) in enumerate(_attack_stages(cfg)):
+            idx = torch.nonzero(robust).flatten()
+            if s < first or idx.numel() == 0:
+                continue
+            xs, ys = xb[idx].clone(), yb[idx].clone()
+            if on_stage is not None:
+                on_stage(attack, r, int(idx.numel()))
+            if attack in ("apgd-ce", "apgd-dlr"):
+                adversary.apgd.loss = "ce" if attack == "apgd-ce" else "dlr"
+                adversary.apgd.seed = seed
+                if paper:
+                    adv = adversary.apgd.perturb(xs, ys)
+                else:
+                    # one restart at a time, keeping each sample's highest-loss point
+                    adversary.apgd.n_restarts = 1
+                    torch.manual_seed(_seed_int(seed, r, cfg["attacks"].index(attack)))
+                    adv = adversary.apgd.perturb(xs, ys, best_loss=True)
+            elif attack == "apgd-t":
+                adv = adversary.apgd_targeted.perturb(xs, ys)
+            elif attack == "square":
+                adv = adversary.square.perturb(xs, ys)
+            else:  # pragma: no cover - config is built internally
+                raise ValueError(f"unknown attack {attack!r}")
+            adv = adv.detach().to(xb.dtype)
+            with torch.no_grad():
+                out = judge(adv)
+                fooled = out.argmax(1) != ys
+                loss = F.cross_entropy(out.float(), ys, reduction="none")
+            hit = idx[fooled]
+            x_adv[hit] = adv[fooled]
+            robust[hit] = False
+            for i in hit.tolist():
+                broken_by[i] = attack
+            counts[attack] += int(fooled.sum())
+            if not paper:
+                better = (~fooled) & (loss > best_loss[idx])
+                x_adv[idx[better]] = adv[better]
+                best_loss[idx[better]] = loss[better]
+            if on_stage_done is not None:
+                on_stage_done({"stage": s + 1, "x_adv": x_adv, "robust": robust,
+                               "best_loss": best_loss, "broken_by": list(broken_by),
+                               "counts": dict(counts), "rng": _rng_state(module, device)})
     return x_adv, broken_by, counts

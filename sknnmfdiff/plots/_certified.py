@@ -10,13 +10,16 @@ _LINESTYLES = ("-", "--", ":", "-.")
 
 
 def plot_certified_accuracy(radius_grid, curves, *, ci=None, radius_marks=None, title=None,
-                            xlabel="certified L2 radius (feature units)"):
+                            xlabel="certified L2 radius (feature units)",
+                            ci_label="95 % confidence interval"):
     """Certified accuracy against the radius, one curve per smoothed classifier.
 
     Certified accuracy at radius ``r``: the fraction of samples whose certified class is
     right with a certified radius of at least ``r`` (Cohen et al., 2019, figure 6;
     :func:`sknnmfdiff.evaluation.certified_accuracy`). Drawn as steps, since it changes
-    only at the samples' radii.
+    only at the samples' radii: between two radii of the grid the curve shows the value
+    at the larger one, which is a lower bound there, and exact when the grid holds every
+    sample's certified radius.
 
     Parameters
     ----------
@@ -32,6 +35,8 @@ def plot_certified_accuracy(radius_grid, curves, *, ci=None, radius_marks=None, 
         Figure title; name the threat model (feature space, L2).
     xlabel : str, default="certified L2 radius (feature units)"
         Label of the x axis.
+    ci_label : str, default="95 % confidence interval"
+        What the bands are, shown in the legend (as "shaded: ...") when there are bands.
 
     Returns
     -------
@@ -53,6 +58,8 @@ def plot_certified_accuracy(radius_grid, curves, *, ci=None, radius_marks=None, 
     >>> len(fig.axes[0].lines)
     2
     """
+    from matplotlib.patches import Patch
+
     grid, data, bands = _curves_on_grid("radius_grid", radius_grid, curves, ci,
                                         unit_interval=True)
     marks = {}
@@ -66,11 +73,11 @@ def plot_certified_accuracy(radius_grid, curves, *, ci=None, radius_marks=None, 
     fig = _new_figure((5.5, 4.0))
     ax = fig.add_subplot()
     for i, (label, values) in enumerate(data.items()):
-        (line,) = ax.plot(grid[order], values[order], drawstyle="steps-post", label=str(label),
+        (line,) = ax.plot(grid[order], values[order], drawstyle="steps-pre", label=str(label),
                           linestyle=_LINESTYLES[i % len(_LINESTYLES)])
         if label in bands:
             lo, hi = bands[label]
-            ax.fill_between(grid[order], lo[order], hi[order], step="post",
+            ax.fill_between(grid[order], lo[order], hi[order], step="pre",
                             color=line.get_color(), alpha=0.2, linewidth=0)
     for i, (label, radius) in enumerate(marks.items()):
         ax.axvline(radius, color="0.4", linewidth=1, label=str(label),
@@ -81,5 +88,9 @@ def plot_certified_accuracy(radius_grid, curves, *, ci=None, radius_marks=None, 
     if title is not None:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    handles, labels = ax.get_legend_handles_labels()
+    if bands:
+        handles.append(Patch(facecolor="0.5", alpha=0.3, linewidth=0))
+        labels.append(f"shaded: {ci_label}")
+    ax.legend(handles, labels, fontsize="small")
     return fig

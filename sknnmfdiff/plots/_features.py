@@ -306,7 +306,8 @@ def plot_feature_scores(
             top = max(top, -np.log10(0.05))
             ax.axhline(-np.log10(0.05), color="black", linestyle="--", linewidth=0.8)
             ax.annotate("p = 0.05", (1.0, -np.log10(0.05)), xycoords=("axes fraction", "data"),
-                        ha="right", va="bottom", fontsize="x-small")
+                        ha="right", va="bottom", fontsize="x-small", zorder=5,
+                        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
         top = top * 1.1 if top > 0 else 1.0
         inf = np.isposinf(values)
         heights = np.where(inf, top, np.nan_to_num(values, nan=0.0))

@@ -1,6 +1,8 @@
 """Figures of the defence and its evaluation: the denoising error of the purifier,
 robust accuracy against the attack budget, and adversarial examples."""
 
+import numbers
+
 import numpy as np
 
 from ._common import (
@@ -107,10 +109,29 @@ _CURVE_STYLES = (
 )
 
 
+def _curve_style(i):
+    """Line style, marker, and sizes of the ``i``-th curve. Each curve has its own line
+    style and marker, and a thinner line and a smaller marker than the curve before it
+    (drawn above it), so that coinciding curves stay visible: the markers nest and the
+    wider lines show at the edges of the narrower ones."""
+    style = dict(_CURVE_STYLES[i % len(_CURVE_STYLES)])
+    style["linewidth"] = max(0.8, 2.8 - 0.6 * i)
+    style["markersize"] = max(3.0, 10.0 - 2.0 * i)
+    style["zorder"] = 2 + 0.1 * i
+    return style
+
+
 def plot_robustness_curve(
-    eps, curves, *, title=None, ylabel="robust accuracy", ci=None, xlabel="eps"
+    eps, curves, *, title=None, ylabel="robust accuracy", ci=None, xlabel="eps",
+    ci_label="95 % confidence interval", eps_marks=None,
 ):
     """Robust accuracy (or another metric) against the attack budget.
+
+    Each curve gets its own colour, line style and marker; later curves are drawn
+    thinner and with smaller markers on top of earlier ones, so that curves that
+    coincide (e.g. every model at 0 % beyond some eps) stay distinguishable. Confidence
+    bands are shaded in their curve's colour, outlined in its line style, and named
+    once in the legend.
 
     Parameters
     ----------
@@ -131,6 +152,11 @@ def plot_robustness_curve(
         ``(n_eps,)``, drawn as a shaded band.
     xlabel : str, default="eps"
         Label of the x axis; name the norm and units, e.g. ``"eps (L-inf, pixel units)"``.
+    ci_label : str, default="95 % confidence interval"
+        What the bands are, shown in the legend (as "shaded: ...") when there are bands.
+    eps_marks : mapping of str to float, optional
+        Vertical dotted lines at given budgets, with their legend labels, e.g.
+        ``{"main eps (full attack)": 0.1}``.
 
     Returns
     -------
@@ -142,7 +168,8 @@ def plot_robustness_curve(
     ValueError
         If ``eps`` is not 1-D or has negative values, ``curves`` is empty, a
         curve's length differs from ``eps``, a ``ci`` label is not in
-        ``curves``, or a band has ``lo > hi`` or the wrong length.
+        ``curves``, a band has ``lo > hi`` or the wrong length, or a mark is not a
+        finite number >= 0.
 
     Examples
     --------
@@ -156,20 +183,31 @@ def plot_robustness_curve(
     >>> fig.axes[0].get_title()
     'pixel space, L-inf'
     """
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import Patch
+
     eps, data, bands = _curves_on_grid("eps", eps, curves, ci)
+    marks = {}
+    for label, value in (eps_marks or {}).items():
+        if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+            raise ValueError(f"eps_marks[{label!r}] must be a finite eps >= 0; got {value!r}.")
+        marks[label] = float(value)
 
     order = np.argsort(eps, kind="stable")
     fig = _new_figure((5.5, 4.0))
     ax = fig.add_subplot()
-    for label, values in data.items():
-        # Cycle line styles and markers too, so that coinciding curves stay visible.
-        style = _CURVE_STYLES[len(ax.lines) % len(_CURVE_STYLES)]
-        (line,) = ax.plot(eps[order], values[order], label=str(label), markersize=5,
+    for i, (label, values) in enumerate(data.items()):
+        style = _curve_style(i)
+        (line,) = ax.plot(eps[order], values[order], label=str(label),
                           markerfacecolor="none", **style)
         if label in bands:
             lo, hi = bands[label]
-            ax.fill_between(eps[order], lo[order], hi[order], color=line.get_color(), alpha=0.2,
-                            linewidth=0)
+            colour = line.get_color()
+            ax.fill_between(eps[order], lo[order], hi[order], facecolor=to_rgba(colour, 0.12),
+                            edgecolor=to_rgba(colour, 0.7), linewidth=0.8,
+                            linestyle=style["linestyle"], zorder=1)
+    for label, value in marks.items():
+        ax.axvline(value, color="0.3", linestyle=":", linewidth=1, label=str(label), zorder=1)
     all_values = np.concatenate(
         [v for v in data.values()] + [np.concatenate(b) for b in bands.values()]
     )
@@ -180,7 +218,11 @@ def plot_robustness_curve(
     if title is not None:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    handles, labels = ax.get_legend_handles_labels()
+    if bands:
+        handles.append(Patch(facecolor="0.5", alpha=0.3, edgecolor="0.3", linewidth=0.8))
+        labels.append(f"shaded: {ci_label}")
+    ax.legend(handles, labels, fontsize="small")
     return fig
 
 
@@ -194,26 +236,27 @@ def plot_adversarial_examples(
     image_shape=(128, 128),
     n=4,
 ):
-    """Clean images, their adversarial versions and the perturbations.
+    """Clean images, their adversarial versions and the perturbations, for one or more models.
 
-    One row per sample (the first ``n``): the clean image, the adversarial image
-    (both gray, pixel range [0, 1]) and the perturbation ``x_adv - x_clean`` on a
-    diverging colour map with limits symmetric about 0, shared by all rows and
-    shown on one colour bar. Each perturbation panel is titled with its measured
-    L-inf size, ``max |x_adv - x_clean|``, in pixel units.
+    One row per sample (the first ``n``): the clean image, then for each model its
+    adversarial image (both gray, pixel range [0, 1]) and its perturbation
+    ``x_adv - x_clean`` on a diverging colour map with limits symmetric about 0, shared
+    by all panels and shown on one colour bar. Each perturbation panel is titled with
+    its measured L-inf size, ``max |x_adv - x_clean|``, in pixel units.
 
     Parameters
     ----------
     x_clean : array-like of shape (n_samples, height * width), (n_samples, height, width) or (n_samples, 1, height, width)
         Clean images, pixels in [0, 1].
-    x_adv : array-like, same shape as ``x_clean``
-        Adversarial images, pixels in [0, 1].
+    x_adv : array-like, same shape as ``x_clean``, or mapping of str to such arrays
+        Adversarial images, pixels in [0, 1]; a mapping gives one pair of columns per
+        model, headed by its key (e.g. ``{"baseline": ..., "defended": ...}``).
     y : array-like of shape (n_samples,), optional
-        True labels, shown over the clean images.
-    pred_clean : array-like of shape (n_samples,), optional
-        Predictions on the clean images.
-    pred_adv : array-like of shape (n_samples,), optional
-        Predictions on the adversarial images.
+        True labels (or class names), shown over the clean images.
+    pred_clean : array-like of shape (n_samples,), or mapping like ``x_adv``, optional
+        Predictions on the clean images (per model with a mapping).
+    pred_adv : array-like of shape (n_samples,), or mapping like ``x_adv``, optional
+        Predictions on the adversarial images (per model with a mapping).
     image_shape : tuple of int, default=(128, 128)
         ``(height, width)`` of one image in pixels.
     n : int, default=4
@@ -222,56 +265,82 @@ def plot_adversarial_examples(
     Returns
     -------
     fig : matplotlib.figure.Figure
-        ``3 * min(n, n_samples)`` image axes plus one colour-bar axes.
+        ``(1 + 2 * n_models) * min(n, n_samples)`` image axes plus one colour-bar axes.
 
     Raises
     ------
     ValueError
         If the image arrays do not match ``image_shape`` or each other, hold
-        NaN/inf, a label array does not have one entry per sample, or ``n`` is
-        not a positive integer.
+        NaN/inf, a label array does not have one entry per sample, a prediction
+        mapping names other models than ``x_adv``, or ``n`` is not a positive integer.
     """
     shape = _check_image_shape(image_shape)
     n = _check_positive_int("n", n)
     clean = _as_images("x_clean", x_clean, shape)
-    adv = _as_images("x_adv", x_adv, shape)
-    if clean.shape != adv.shape:
-        raise ValueError(
-            f"x_clean and x_adv must hold the same number of images; got {clean.shape[0]} "
-            f"and {adv.shape[0]}."
-        )
+    named = hasattr(x_adv, "items")
+    advs = dict(x_adv.items()) if named else {"": x_adv}
+    if not advs:
+        raise ValueError("x_adv is an empty mapping; give at least one model's images.")
     n_samples = clean.shape[0]
+    models = {}
+    for name, arr in advs.items():
+        field = f"x_adv[{name!r}]" if named else "x_adv"
+        adv = _as_images(field, arr, shape)
+        if clean.shape != adv.shape:
+            raise ValueError(
+                f"x_clean and {field} must hold the same number of images; got "
+                f"{clean.shape[0]} and {adv.shape[0]}."
+            )
+        models[name] = {"adv": adv}
+    for key, value in (("pred_clean", pred_clean), ("pred_adv", pred_adv)):
+        if value is not None and hasattr(value, "items"):
+            if not named or set(value) != set(models):
+                raise ValueError(f"{key} must name the same models as x_adv "
+                                 f"({list(models) if named else 'an array'}); got {list(value)}.")
+            for name in models:
+                models[name][key] = _optional_labels(f"{key}[{name!r}]", value[name], n_samples)
+        else:
+            labels = _optional_labels(key, value, n_samples)
+            for name in models:
+                models[name][key] = labels
     y = _optional_labels("y", y, n_samples)
-    pred_clean = _optional_labels("pred_clean", pred_clean, n_samples)
-    pred_adv = _optional_labels("pred_adv", pred_adv, n_samples)
 
     n_rows = min(n, n_samples)
-    delta = adv[:n_rows] - clean[:n_rows]
-    vmax = float(np.abs(delta).max())
-    vmax = vmax if vmax > 0 else 1.0
+    for m in models.values():
+        m["delta"] = m["adv"][:n_rows] - clean[:n_rows]
+    largest = max(float(np.abs(m["delta"]).max()) for m in models.values())
+    vmax = largest if largest > 0 else 1.0
 
-    fig = _new_figure((7.5, 2.4 * n_rows + 0.4))
-    axes = fig.subplots(n_rows, 3, squeeze=False)
+    n_cols = 1 + 2 * len(models)
+    fig = _new_figure((2.4 * n_cols + 0.3, 2.4 * n_rows + 0.5))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     im = None
     for i in range(n_rows):
-        ax_c, ax_a, ax_d = axes[i]
+        ax_c = axes[i, 0]
         ax_c.imshow(clean[i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-        parts = ["clean"]
-        if y is not None:
-            parts.append(f"y={y[i]}")
-        if pred_clean is not None:
-            parts.append(f"pred={pred_clean[i]}")
+        parts = ["clean"] + ([f"y={y[i]}"] if y is not None else [])
+        if pred_clean is not None and not named:
+            parts.append(f"pred={models['']['pred_clean'][i]}")
         ax_c.set_title(", ".join(parts), fontsize="small")
-
-        ax_a.imshow(adv[i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-        title = "adversarial" + (f", pred={pred_adv[i]}" if pred_adv is not None else "")
-        ax_a.set_title(title, fontsize="small")
-
-        im = ax_d.imshow(delta[i], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-        ax_d.set_title(f"perturbation, eps = {np.abs(delta[i]).max():.3g}", fontsize="small")
-        for ax in (ax_c, ax_a, ax_d):
+        for j, (name, m) in enumerate(models.items()):
+            ax_a, ax_d = axes[i, 1 + 2 * j], axes[i, 2 + 2 * j]
+            ax_a.imshow(m["adv"][i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            if named:
+                pc, pa = m["pred_clean"], m["pred_adv"]
+                change = (f"{pc[i]} -> {pa[i]}" if pc is not None and pa is not None
+                          else f"pred={pa[i]}" if pa is not None else "")
+                title = f"{name}: {change}" if change else f"{name}, adversarial"
+            else:
+                title = "adversarial" + (f", pred={m['pred_adv'][i]}"
+                                         if m["pred_adv"] is not None else "")
+            ax_a.set_title(title, fontsize="small")
+            im = ax_d.imshow(m["delta"][i], cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                             interpolation="nearest")
+            ax_d.set_title(f"perturbation, eps = {np.abs(m['delta'][i]).max():.3g}",
+                           fontsize="small")
+        for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.colorbar(im, ax=axes[:, 2].tolist(), label="x_adv - x_clean (pixel units)", shrink=0.8)
-    fig.suptitle(f"adversarial examples (max L-inf perturbation {float(np.abs(delta).max()):.3g})")
+    fig.colorbar(im, ax=axes[:, -1].tolist(), label="x_adv - x_clean (pixel units)", shrink=0.8)
+    fig.suptitle(f"adversarial examples (max L-inf perturbation {largest:.3g})")
     return fig
