@@ -18,7 +18,8 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
-import warnings
+
+from ._warnings import warn_at_caller
 
 __all__ = [
     "MOVED_MODULES",
@@ -83,12 +84,10 @@ class VersionedEstimatorMixin:
             diff = {k: (v, now.get(k)) for k, v in saved.items() if now.get(k) != v}
             if diff:
                 listing = ", ".join(f"{k} {a} (now {b})" for k, (a, b) in sorted(diff.items()))
-                warnings.warn(
+                warn_at_caller(
                     f"{type(self).__name__} was saved with {listing}. Predictions may "
                     "differ from the saved model's; refit it or install those versions.",
-                    InconsistentVersionWarning,
-                    stacklevel=2,
-                )
+                    InconsistentVersionWarning)
         super().__setstate__(state)
 
 

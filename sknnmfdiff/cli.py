@@ -435,6 +435,10 @@ def _cmd_fit(args):
     pipe.fit(bunch.data, bunch.target)
     blob = {"model": pipe, "image_size": args.image_size,
             "target_names": [str(n) for n in bunch.target_names]}
+    from ._input_checks import training_record  # predict and evaluate warn on other data
+    blob["training"] = training_record(pipe, bunch.data, bunch.target, synthetic=False,
+                                       image_size=args.image_size, source=str(Path(args.data).resolve()),
+                                       class_names=blob["target_names"])
     if args.format == "joblib":  # package versions inside; the new format's manifest has them
         path = out / "model.joblib"
         joblib.dump({**blob, "versions": package_versions()}, path)
@@ -474,6 +478,8 @@ def _load_model(path):
         if not n or side * side != n:
             raise _BadInput(f"{path}: cannot tell the image size of this pipeline")
         blob = {"model": blob, "image_size": side, "target_names": _binary_names(blob.classes_)}
+        from ._input_checks import record_beside  # a study's models/<name>.json
+        blob["training"] = record_beside(p)
     if not isinstance(blob, dict) or "model" not in blob:
         raise _BadInput(
             f"{path} is not a model written by 'sknnmfdiff fit' or 'sknnmfdiff paper'"
@@ -503,15 +509,19 @@ def _cmd_evaluate(args):
     pipe = blob["model"]
     out = _check_out(args.out)
     bunch = _load_folder(args.data, blob["image_size"], args.seed, args.skip_bad_images)
-    X, y = bunch.data, bunch.target
+    X, y, files = bunch.data, bunch.target, bunch.filenames
     if args.max_images is not None and args.max_images < len(y):
         idx = np.sort(np.random.default_rng(args.seed).permutation(len(y))[: args.max_images])
-        X, y = X[idx], y[idx]
+        X, y, files = X[idx], y[idx], files[idx]
+    _, input_checks = _warn_input_checks(
+        blob, X, "evaluate", files, per_file=False, synthetic=bunch.layout == "phantom",
+        class_names=[str(n) for n in bunch.target_names])
     clean = classification_metrics(y, pipe.predict_proba(X))
     rep = evaluate_robustness(pipe, X, y, eps=args.eps, space=args.space, protocol=args.protocol,
                               random_state=args.seed, device=args.device, progress=not args.quiet,
                               checkpoint_dir=out / "checkpoints")
-    rep.to_json(out / "evaluation.json")
+    (out / "evaluation.json").write_text(json.dumps(
+        {**rep.to_dict(), "input_checks": input_checks}, indent=2, allow_nan=False))
     (out / "clean.json").write_text(json.dumps(
         {k: (float(v) if v == v else None) for k, v in clean.items()}, indent=2))
     _say(f"predict_proba (one seeded call): clean accuracy {clean['accuracy']:.4f}", args.quiet)
@@ -519,6 +529,17 @@ def _cmd_evaluate(args):
          args.quiet)
     _say(f"Wrote {out / 'evaluation.json'}", args.quiet)
     return 0
+
+
+def _warn_input_checks(blob, X, command, files, per_file, **kind):
+    """Warn once per difference in kind, then per flagged image or once in all."""
+    from ._input_checks import check_inputs
+
+    lines, reasons, summary = check_inputs(blob.get("training"), blob["model"], X, files,
+                                           per_file=per_file, **kind)
+    for line in lines:
+        print(f"sknnmfdiff {command}: warning: {line}", file=sys.stderr, flush=True)
+    return reasons, summary
 
 
 def _cmd_predict(args):
@@ -533,18 +554,19 @@ def _cmd_predict(args):
     X = load_images(args.images, image_size=blob["image_size"])
     proba = pipe.predict_proba(X)
     names = blob.get("target_names") or [str(c) for c in pipe.classes_]
+    flags, _ = _warn_input_checks(blob, X, "predict", args.images, per_file=True)
     rows = []
-    for f, p in zip(args.images, proba):
+    for f, p, why in zip(args.images, proba, flags):
         j = int(np.argmax(p))
-        rows.append((f, names[j], f"{p[j]:.4f}"))
-        _say("\t".join(rows[-1]), args.quiet)
+        rows.append((f, names[j], f"{p[j]:.4f}", "; ".join(why)))
+        _say("\t".join(rows[-1][:3]), args.quiet)
     if args.out is not None:
         import csv
 
         path = _check_out(args.out) / "predictions.csv"
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["file", "class", "probability"])
+            w.writerow(["file", "class", "probability", "out_of_distribution"])
             w.writerows(rows)
     return 0
 

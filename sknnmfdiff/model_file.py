@@ -46,6 +46,7 @@ from pathlib import Path
 
 from ._persistence import InconsistentVersionWarning, package_versions
 from ._torch_state import HANDLERS, ModelFileError, handler_for
+from ._warnings import warn_at_caller
 
 __all__ = ["save", "load", "is_model_file", "KNOWN_TYPES", "ModelFileError",
            "UntrustedTypeError"]
@@ -293,9 +294,9 @@ def _check_versions(path, saved):
     diff = sorted((k, v, now[k]) for k, v in (saved or {}).items() if k in now and now[k] != v)
     if diff:
         listing = ", ".join(f"{k} {v} (now {n})" for k, v, n in diff)
-        warnings.warn(f"{Path(path).name} was saved with {listing}; predictions may differ "
-                      "from the saved model's: refit it or install those versions.",
-                      InconsistentVersionWarning, stacklevel=3)
+        warn_at_caller(f"{Path(path).name} was saved with {listing}; predictions may differ "
+                       "from the saved model's: refit it or install those versions.",
+                       InconsistentVersionWarning)
 
 
 def _trusted_names(trusted):

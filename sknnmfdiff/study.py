@@ -161,10 +161,12 @@ class _ModelStore:
     later in the run, even while the next model is fitted, keeps it).
     """
 
-    def __init__(self, folder, Xtr, ytr, log, timings):
+    def __init__(self, folder, Xtr, ytr, log, timings, describe=None):
         from . import __version__
 
         self.folder, self.Xtr, self.ytr = Path(folder), Xtr, ytr
+        # synthetic, image_size, class_names, source: for the training record in <name>.json
+        self.describe = describe
         self.log, self.timings, self.notes = log, timings, {}
         self.common = {"train_data": _runs.digest_arrays(Xtr, ytr),
                        "sknnmfdiff": [__version__, _runs.source_digest()]}
@@ -209,8 +211,13 @@ class _ModelStore:
         tmp = path.with_name(f".{name}.joblib.tmp")
         dump(model, tmp)
         tmp.replace(path)
-        _runs.write_json(meta, {"fingerprint": fingerprint, "settings": settings,
-                                "seconds": self.timings[f"fit {name}"]})
+        record = {"fingerprint": fingerprint, "settings": settings,
+                  "seconds": self.timings[f"fit {name}"]}
+        if self.describe is not None:  # read by `sknnmfdiff predict` and `evaluate`
+            from ._input_checks import training_record
+
+            record["training"] = training_record(model, self.Xtr, self.ytr, **self.describe)
+        _runs.write_json(meta, record)
         return model
 
     def seconds(self, name):
@@ -510,7 +517,9 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
     Xte, yte = X[split.test], y[split.test]
 
     # Fitted models are saved at once and reused by a rerun with the same settings and data.
-    store = _ModelStore(out / "models", Xtr, ytr, log, timings)
+    store = _ModelStore(out / "models", Xtr, ytr, log, timings, describe=dict(
+        synthetic=cfg.data is None, image_size=cfg.image_size,
+        class_names=[str(n) for n in bunch.target_names], source=cfg.data or "phantom"))
     base, deff = _fit_models(cfg, store, out / "cache")
     extra = _defences.fit_defences(cfg, Xtr, ytr, Memory(str(out / "cache"), verbose=0), log,
                                    timings, fit=store.fit)

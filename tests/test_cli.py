@@ -121,7 +121,7 @@ def test_fit_predict_evaluate(phantom_folder, tmp_path, capsys):
     assert main(["predict", str(model), *files, "--out", str(tmp_path / "pred"), "--quiet"]) == 0
     assert capsys.readouterr().out == ""
     csv_lines = (tmp_path / "pred" / "predictions.csv").read_text().strip().splitlines()
-    assert csv_lines[0] == "file,class,probability" and len(csv_lines) == 4
+    assert csv_lines[0] == "file,class,probability,out_of_distribution" and len(csv_lines) == 4
     assert [c.split(",")[1] for c in csv_lines[1:]] == [line.split("\t")[1] for line in lines]
     out = tmp_path / "eval"
     assert main(["evaluate", str(model), "--data", str(phantom_folder), "--max-images", "12",
@@ -199,8 +199,11 @@ def test_paper_on_phantom_writes_everything(tmp_path, capsys, monkeypatch):
     Image.fromarray(np.full((40, 40), 90, np.uint8)).save(img)
     capsys.readouterr()
     assert main(["predict", str(out / "models" / "defended.joblib"), str(img)]) == 0
-    name, cls, p = capsys.readouterr().out.strip().split("\t")
+    out_err = capsys.readouterr()
+    name, cls, p = out_err.out.strip().split("\t")
     assert cls in ("no tumour", "tumour")
+    # ... and say what they were trained on: synthetic slices; a flat image is flagged.
+    assert "SYNTHETIC phantom" in out_err.err and "only 1 grey levels" in out_err.err
     # A rerun in the same folder reuses the finished evaluations.
     (done,) = (out / "evaluations").glob("*/feature-paper-defended.json")
     before = done.read_text()

@@ -285,6 +285,9 @@ def test_corrupt_files_raise_one_error_listing_all(tmp_path):
     with pytest.warns(UserWarning, match="skipped 3 unreadable") as record:
         bunch = load_mri_folder(tmp_path, image_size=4, on_error="warn")
     assert "broken.png" in str(record[0].message)
+    # one line, attributed to this call (not to scikit-learn's validate_params wrapper)
+    assert len(record) == 1 and "\n" not in str(record[0].message)
+    assert record[0].filename == __file__
     assert len(bunch.target) == 4
     assert len(bunch.skipped) == 3
     assert len(bunch.pixel_hash) == len(bunch.filenames) == 4

@@ -14,13 +14,13 @@ PKG = ROOT / "sknnmfdiff"
 #: Top-level parts of the package, lowest first: a module may import from its own
 #: layer's part or from lower layers, never from a higher one (CONTRIBUTING.md).
 LAYERS = [
-    ("paper", "_jsonable", "_persistence", "_seeding", "_constraints", "nn"),  # constants, helpers, plain torch blocks
+    ("paper", "_jsonable", "_persistence", "_seeding", "_constraints", "_warnings", "nn"),  # constants, helpers, plain torch blocks
     ("datasets",),  # images
     ("decomposition",),  # -> features
     ("feature_selection",),  # -> selection
     ("purification",),  # -> purification
     ("classifier", "adversarial"),  # -> classifier, and its adversarial training
-    ("pipeline", "smoothing", "model_file", "_torch_state"),  # above purifier and classifier
+    ("pipeline", "smoothing", "model_file", "_torch_state", "_input_checks"),  # above purifier and classifier
     ("torch_adapter", "onnx_export"),  # adapter on top; its ONNX form
     ("evaluation", "plots"),  # evaluation and figures on top
     ("model_selection",),  # robustness-aware scoring for scikit-learn's search

@@ -391,4 +391,5 @@ def test_version_mismatch_warns_once_in_one_line(saved, data, tmp_path):
     assert len(caught) == 1 and caught[0].category is InconsistentVersionWarning
     message = str(caught[0].message)
     assert "\n" not in message
+    assert caught[0].filename == __file__  # the user's call, not sknnmfdiff's code
     assert "sklearn 0.0.1 (now " in message and "torch 1.0 (now " in message

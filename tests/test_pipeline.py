@@ -127,7 +127,7 @@ def test_joblib_round_trip_predicts_exactly(phantom, tmp_path):
     np.testing.assert_array_equal(pipe.predict(Xte), loaded.predict(Xte))
 
 
-def test_version_mismatch_warns_on_load(phantom, monkeypatch):
+def test_version_mismatch_warns_on_load(phantom, monkeypatch, tmp_path):
     Xtr, _, ytr, _ = phantom
     pipe = _fast(make_baseline_pipeline(n_components=6, k=4)).fit(Xtr, ytr)
     import sknnmfdiff._persistence as persistence
@@ -140,6 +140,13 @@ def test_version_mismatch_warns_on_load(phantom, monkeypatch):
     monkeypatch.setattr(persistence, "package_versions", real)
     with pytest.warns(InconsistentVersionWarning, match="torch 0.0.1"):
         pickle.loads(blob)
+    # Through joblib too: one line per estimator, attributed to this call, not to joblib.
+    (tmp_path / "m.joblib").write_bytes(blob)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        joblib.load(tmp_path / "m.joblib")
+    assert caught and all(w.category is InconsistentVersionWarning for w in caught)
+    assert all(w.filename == __file__ and "\n" not in str(w.message) for w in caught)
 
 
 @pytest.mark.skipif(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from joblib import Parallel, delayed
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from .._warnings import warn_at_caller
 from ._common import _seed_from
 from . import _clinical
 from ._images import (
@@ -384,12 +384,10 @@ def load_mri_folder(
     if failures:
         if on_error == "raise":
             raise ImageLoadError(failures)
-        listing = "\n".join(f"  {p}: {r}" for p, r in failures)
-        warnings.warn(
-            f"skipped {len(failures)} unreadable image file(s) in {root}:\n{listing}",
-            UserWarning,
-            stacklevel=2,
-        )
+        first, why = failures[0]
+        more = f" and {len(failures) - 1} more (all in the result's 'skipped')" if len(failures) > 1 else ""
+        warn_at_caller(f"skipped {len(failures)} unreadable image file(s) in {root}: "
+                       f"{first} ({why}){more}", UserWarning)
         ok = np.array([res[0] is not None for res in results], dtype=bool)
         keep = keep[ok]
         files = [f for f, good in zip(files, ok, strict=True) if good]
