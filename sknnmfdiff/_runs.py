@@ -54,14 +54,70 @@ def write_json(path, obj):
     tmp.replace(path)
 
 
+def stratified_subset(bunch, n, seed):
+    """A seeded, class-stratified subset of ``n`` rows of a data ``Bunch``.
+
+    Every class keeps its share of the rows (largest remainders, at least one row of each
+    class while ``n`` allows), drawn without replacement by a ``numpy.random.Generator``
+    seeded with ``seed``; rows keep their order. Arrays of the bunch with one row per
+    image are subset alike; ``subset`` holds the row indices kept.
+
+    Parameters
+    ----------
+    bunch : sklearn.utils.Bunch
+        With ``target`` of shape (N,) and per-image arrays (``data``, ``images``,
+        ``filenames``, ...).
+    n : int
+        Rows kept, 1 .. N (``n >= N`` returns ``bunch`` itself).
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    subset : sklearn.utils.Bunch
+
+    Raises
+    ------
+    ValueError
+        ``n`` < 1.
+    """
+    from sklearn.utils import Bunch
+
+    y = np.asarray(bunch.target)
+    total = len(y)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if n >= total:
+        return bunch
+    classes, counts = np.unique(y, return_counts=True)
+    quota = counts * n / total
+    take = np.maximum(np.floor(quota).astype(int), np.minimum(1, counts))
+    while take.sum() > n:  # the minimum of one per class overshot
+        take[np.argmax(take)] -= 1
+    for i in np.argsort(-(quota - np.floor(quota)), kind="stable")[: n - take.sum()]:
+        take[i] += 1
+    rng = np.random.default_rng(seed)
+    keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), size=int(t), replace=False)
+                                   for c, t in zip(classes, take)]))
+    out = Bunch(**bunch)
+    for key, value in bunch.items():
+        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == total:
+            out[key] = value[keep]
+    out["subset"] = keep
+    return out
+
+
 def load_data(cfg, log):
     """Images (or phantom slices when ``cfg.data`` is None), duplicate groups and the
     paper split; returns ``(bunch, split, summary, near)`` (``near``: the near-duplicate
     groups, lists of row indices). ``cfg`` needs ``data``,
     ``image_size``, ``phantom_samples``, ``n_per_class``, ``near_duplicates``,
-    ``on_error`` and ``seed``."""
+    ``on_error`` and ``seed``; an optional ``max_images`` (None: all) keeps a seeded,
+    class-stratified subset of the folder's images, and ``n_per_class`` None then takes
+    the paper's or what the subset holds, whichever is fewer."""
     from .datasets import find_duplicates, load_mri_folder, make_phantom_mri, paper_split
 
+    max_images = getattr(cfg, "max_images", None)
     if cfg.data is None:
         bunch = make_phantom_mri(cfg.phantom_samples, image_size=cfg.image_size, random_state=cfg.seed)
         synthetic = True
@@ -73,12 +129,21 @@ def load_data(cfg, log):
         bunch = load_mri_folder(cfg.data, image_size=cfg.image_size, task="binary",
                                 on_error=cfg.on_error)
         synthetic = False
+        if max_images is not None and max_images < len(bunch.target):
+            n_all = len(bunch.target)
+            bunch = stratified_subset(bunch, max_images, cfg.seed)
+            log(f"Using a seeded, class-stratified subset of {max_images} of the {n_all} images")
     exact = find_duplicates(bunch, kind="exact")
     near = find_duplicates(bunch, kind="near") if cfg.near_duplicates else []
     counts = np.bincount(bunch.target, minlength=2)
     n_per_class = cfg.n_per_class
     if synthetic:
         n_per_class = min(n_per_class, int(counts.min()))
+    elif n_per_class is None:
+        unique = counts.copy()
+        for g in exact:
+            unique[bunch.target[g[0]]] -= len(g) - 1
+        n_per_class = min(_paper_n_per_class(), int(unique.min()))
     split = paper_split(
         bunch, groups=near or None, n_per_class=n_per_class, random_state=cfg.seed
     )
@@ -95,7 +160,15 @@ def load_data(cfg, log):
         "split": split.summary,
         "n_per_class": n_per_class,
     }
+    if max_images is not None and not synthetic:
+        summary["max_images"] = int(max_images)
     return bunch, split, summary, near
+
+
+def _paper_n_per_class():
+    from .paper import PAPER_PROTOCOL
+
+    return PAPER_PROTOCOL["n_per_class"]
 
 
 def json_value(v):

@@ -2,284 +2,73 @@
 ``export``.
 
 Exit status 0 on success, 2 on bad input (a bad path, flag, image or model
-file), with one line on standard error instead of a traceback.
+file), with one line on standard error instead of a traceback; 130 after Ctrl-C and 143
+after SIGTERM, with one line saying what was kept. The command line is checked before
+torch is imported and before any output folder is made; the flags live in
+:mod:`sknnmfdiff._cli_parser`.
 """
 
 import argparse
 import json
 import logging
-import math
+import os
+import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
-from .paper import PAPER_PROTOCOL
+from ._cli_parser import FAST_ATTACK as _FAST_ATTACK, FAST_GRID as _FAST_GRID
+from ._cli_parser import build_parser
 
 __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger("sknnmfdiff")
 
 
-#: Lighter attack settings of ``--fast`` (and of phantom runs without ``--full-attacks``).
-_FAST_ATTACK = {"n_restarts": 2, "n_iter": 100, "square_queries": 1000, "square_n_eot": 4}
-_FAST_GRID = {"n_restarts": 1, "n_iter": 50, "square_queries": 200, "square_n_eot": 2}
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with errors on one line (``sknnmfdiff CMD: error: ...``) and exit 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
 class _BadInput(Exception):
     """A user error reported as one line and exit status 2."""
 
 
-def _common(p, *, out_default):
-    p.add_argument("--skip-bad-images", action="store_true",
-                   help="skip unreadable image files with a warning instead of stopping")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
-                   help="torch device (default: %(default)s)")
-    p.add_argument("--seed", type=_int_at_least(0), default=0,
-                   help="seed of every random draw, >= 0 (default: %(default)s)")
-    p.add_argument("--out", default=out_default, help="output folder (default: %(default)s)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or stage messages")
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler: unwinds like KeyboardInterrupt (files closed, partial
+    checkpoints discarded), then ``main`` exits 143."""
 
 
-def _purifier_flags(p):
-    p.add_argument("--independent-draws", action="store_true",
-                   help="independent purifier noise draws, as in the paper (default: antithetic pairs)")
-    p.add_argument("--clean-train", action="store_true",
-                   help="train the classifier on clean features, as in the paper (default: on "
-                   "purified features)")
-    p.add_argument("--paper-purifier", action="store_true",
-                   help="the paper's purifier protocol literally: --independent-draws --clean-train")
-
-
-def _purifier_params(args):
-    return dict(antithetic=not (args.independent_draws or args.paper_purifier),
-                train_on_purified=not (args.clean_train or args.paper_purifier))
-
-
-def _int_at_least(low):
-    """An argparse type: an integer >= ``low``."""
-
-    def parse(text):
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text}")
-        return v
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
-
-
-def _positive_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (v >= 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return v
-
-
-def build_parser():
-    """The argument parser of the ``sknnmfdiff`` command.
-
-    Returns
-    -------
-    parser : argparse.ArgumentParser
-    """
-    from . import __version__
-
-    parser = _Parser(
-        prog="sknnmfdiff",
-        description="KL-NMF + diffusion-purified features for robust brain-tumour MRI "
-        "classification (arXiv 2603.13182), with an honest AutoAttack evaluation.",
-    )
-    parser.add_argument("--version", action="version", version=f"sknnmfdiff {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    p = sub.add_parser(
-        "paper",
-        help="reproduce the paper's study and write a report",
-        description="Load -> leakage-free split -> fit baseline and defended pipelines -> "
-        "AutoAttack (paper and adaptive protocols, feature and pixel space) -> report. "
-        "Without --data it runs on synthetic phantom slices and says so.",
-    )
-    p.add_argument("--data", help="image folder (Kaggle Training/Testing/<class>, <class>/, or yes/ + no/); "
-                   "default: synthetic phantom data")
-    p.add_argument("--image-size", type=_positive_int, default=None,
-                   help="image side in pixels (default: 128 with --data, 64 for phantom data)")
-    p.add_argument("--n-per-class", type=int, default=PAPER_PROTOCOL["n_per_class"], help="unique images per class (default: %(default)s)")
-    p.add_argument("--phantom-samples", type=int, default=600,
-                   help="phantom images when no --data (default: %(default)s)")
-    p.add_argument("--rank", type=int, default=PAPER_PROTOCOL["n_components"], help="NMF rank (default: %(default)s)")
-    p.add_argument("--k", type=int, default=10, help="components kept (default: %(default)s)")
-    p.add_argument("--t", type=int, default=PAPER_PROTOCOL["t"], help="purifier timestep (default: %(default)s)")
-    p.add_argument("--n-eot", type=int, default=PAPER_PROTOCOL["n_eot"], help="purifier draws averaged (default: %(default)s)")
-    _purifier_flags(p)
-    p.add_argument("--eps", type=_positive_float, default=PAPER_PROTOCOL["eps"], help="L-inf budget (default: %(default)s)")
-    p.add_argument("--space", choices=["feature", "pixel", "both"], default="both",
-                   help="threat model (default: %(default)s)")
-    p.add_argument("--protocol", choices=["paper", "adaptive", "both"], default="both",
-                   help="attack protocol (default: %(default)s)")
-    p.add_argument("--fast", action="store_true",
-                   help="lighter attacks (2 restarts x 100 iterations, 1000 Square queries, "
-                   "4 EOT draws per Square query) for a quick look; the default without --data")
-    p.add_argument("--full-attacks", action="store_true",
-                   help="full-strength attacks also on phantom data")
-    p.add_argument("--defences", nargs="*", choices=["none", "purifier", "adversarial", "smoothing"],
-                   default=["none", "purifier", "adversarial", "smoothing"], metavar="DEFENCE",
-                   help="rows of the defences table (adaptive protocol; none, purifier, "
-                   "adversarial, smoothing; default: all four; give the flag alone for no table)")
-    _common(p, out_default="sknnmfdiff-out")
-
-    p = sub.add_parser(
-        "sweep",
-        help="cross-validated grid over rank, k, t and EOT draws with robust scores",
-        description="Cross-validated grid over NMF rank, selected components, purifier "
-        "timestep and EOT draws on the development part of the paper split, scored clean "
-        "and under the adaptive attack (feature space), then robust accuracy against eps on "
-        "the test part for the best configurations and the paper's, in both threat models. "
-        "Finished cells are kept; a rerun resumes.",
-        epilog="examples:\n  sknnmfdiff sweep --quick\n"
-        "  sknnmfdiff sweep --data DIR --out sweep-real --n-jobs 2\n"
-        "  sknnmfdiff sweep --data DIR --backend dask --scheduler tcp://HOST:8786\n"
-        "  sknnmfdiff sweep --data DIR --rank 10 15 30 --t 0 20 41 --cv 5",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--data", help="image folder (default: synthetic phantom data)")
-    p.add_argument("--quick", action="store_true",
-                   help="small phantom-data sweep (2 x 2 grid, 2 folds, 32 px), under a minute "
-                        "on 2 cores")
-    p.add_argument("--image-size", type=_positive_int, default=None,
-                   help="image side in pixels (default: 128 with --data, 64 for phantom "
-                        "data, 32 with --quick)")
-    p.add_argument("--n-per-class", type=_positive_int, default=None,
-                   help=f"unique images per class of the paper split (default: "
-                        f"{PAPER_PROTOCOL['n_per_class']}; 300 with --quick)")
-    p.add_argument("--rank", type=_positive_int, nargs="+", default=None,
-                   help="NMF ranks (default: 5 10 15 30 60)")
-    p.add_argument("--k", type=_positive_int, nargs="+", default=None,
-                   help="selected components (default: 10; a k above the rank keeps all components)")
-    p.add_argument("--t", type=_non_negative_int, nargs="+", default=None,
-                   help="purifier timesteps, 0 = no purifier (default: 0 10 20 41 80 150 300)")
-    p.add_argument("--n-eot", type=_positive_int, nargs="+", default=None,
-                   help="purifier noise draws (default: 8)")
-    p.add_argument("--cv", type=_positive_int, default=None,
-                   help="folds, >= 2 (default: 3; 2 with --quick)")
-    p.add_argument("--eps", type=_positive_float, default=None,
-                   help=f"L-inf budget of the per-cell robust score, feature units "
-                        f"(default: {PAPER_PROTOCOL['eps']})")
-    p.add_argument("--max-eval", type=_int_at_least(2), default=None,
-                   help="held-out samples attacked per cell, >= 2 (default: all)")
-    p.add_argument("--backend", choices=["local", "dask"], default="local",
-                   help="run the cells locally (joblib) or on a Dask cluster (default: %(default)s)")
-    p.add_argument("--n-jobs", type=_positive_int, default=1,
-                   help="local worker processes (default: %(default)s)")
-    p.add_argument("--scheduler", default=None,
-                   help="address of a running Dask scheduler (default: start a local cluster)")
-    p.add_argument("--workers", type=_positive_int, default=2,
-                   help="workers of the local Dask cluster (default: %(default)s)")
-    p.add_argument("--torch-threads", type=_positive_int, default=1,
-                   help="torch threads of every task (default: %(default)s)")
-    _common(p, out_default="sknnmfdiff-sweep")
-
-    p = sub.add_parser("fit", help="train a pipeline on a folder and save it",
-                       description="Fit a pipeline (the paper's defended one, or another "
-                       "--defence) on all images of a folder and save it as model.sknnmfdiff "
-                       "(loads without running code; --format joblib for a joblib pickle).")
-    p.add_argument("--data", required=True, help="image folder")
-    p.add_argument("--image-size", type=_positive_int, default=PAPER_PROTOCOL["image_size"],
-                   help="image side in pixels")
-    p.add_argument("--defence", choices=["none", "purifier", "adversarial", "smoothing"],
-                   default="purifier",
-                   help="none: the undefended pipeline; purifier: the paper's diffusion "
-                   "purifier; adversarial: TRADES adversarial training (eps 0.10 feature units); "
-                   "smoothing: randomized smoothing with the denoiser (certifiable) "
-                   "(default: %(default)s)")
-    p.add_argument("--baseline", action="store_true", help="the same as --defence none")
-    p.add_argument("--rank", type=int, default=PAPER_PROTOCOL["n_components"])
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--t", type=int, default=PAPER_PROTOCOL["t"])
-    p.add_argument("--n-eot", type=int, default=PAPER_PROTOCOL["n_eot"])
-    p.add_argument("--format", choices=["sknnmfdiff", "joblib"], default="sknnmfdiff",
-                   help="model file: 'sknnmfdiff' (skops + safetensors, loads without running "
-                   "code) or 'joblib' (a pickle: loading it runs code from the file) "
-                   "(default: %(default)s)")
-    _purifier_flags(p)
-    _common(p, out_default="sknnmfdiff-model")
-
-    p = sub.add_parser("evaluate", help="evaluate a saved model on a folder",
-                       description="Clean metrics and an AutoAttack evaluation of a saved model.")
-    p.add_argument("model", help="model file written by 'sknnmfdiff fit': .sknnmfdiff, or "
-                   ".joblib from trusted sources only (joblib executes code from the file)")
-    p.add_argument("--data", required=True, help="image folder")
-    p.add_argument("--eps", type=_positive_float, default=PAPER_PROTOCOL["eps"])
-    p.add_argument("--space", choices=["feature", "pixel"], default="pixel")
-    p.add_argument("--protocol", choices=["paper", "adaptive"], default="adaptive",
-                   help="attack protocol (default: %(default)s; 'paper' over-credits randomized "
-                   "defences)")
-    p.add_argument("--max-images", type=_positive_int, default=None,
-                   help="evaluate on at most this many images (a seeded random subset)")
-    _common(p, out_default="sknnmfdiff-eval")
-
-    p = sub.add_parser("predict", help="classify image files with a saved model",
-                       description="Print one line per image: file, class, probability of that class.")
-    p.add_argument("model", help="model file written by 'sknnmfdiff fit': .sknnmfdiff, or "
-                   ".joblib from trusted sources only (joblib executes code from the file)")
-    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, TIFF, BMP, DICOM .dcm, "
-                   "NIfTI .nii/.nii.gz: its middle axial slice)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="torch device")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed of the purifier's noise draws (default: the one saved with the model)")
-    p.add_argument("--out", default=None,
-                   help="also write predictions.csv (file, class, probability) into this folder")
-    p.add_argument("--quiet", "-q", action="store_true", help="do not print the predictions")
-
-    p = sub.add_parser(
-        "export", help="write a saved model as an ONNX graph",
-        description="Write a saved model as one ONNX graph: pixels (N, 1, H, W) float32 in "
-        "[0, 1] -> class probabilities (N, n_classes), batch size dynamic. Needs the onnx "
-        "extra (pip install 'sknnmfdiff[onnx]').")
-    p.add_argument("model", help="model file written by 'sknnmfdiff fit' (trusted files only)")
-    p.add_argument("--onnx", required=True, metavar="FILE", help="ONNX file to write")
-    p.add_argument("--noise", choices=["fixed", "input"], default="fixed",
-                   help="the purifier's noise: constants of the graph, the noise of the "
-                   "model's own predictions ('fixed', default), or a graph input the caller "
-                   "draws for every call ('input')")
-    p.add_argument("--seed", type=_non_negative_int, default=None,
-                   help="seed of the fixed noise (default: the one saved with the model)")
-    p.add_argument("--nnls-max-iter", type=_positive_int, default=None,
-                   help="cap on the NNLS pivoting steps in the graph (default: 10 * rank + 20)")
-    p.add_argument("--check-data", metavar="DIR", default=None,
-                   help="image folder: compare the graph (onnxruntime) with the torch module "
-                   "on its images and print the largest difference of the probabilities")
-    p.add_argument("--max-images", type=_positive_int, default=200,
-                   help="images of --check-data compared (a seeded random subset; default: "
-                   "%(default)s)")
-    p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
-    return parser
-
+# -- checks of the command line, run before any heavy import and before anything is made --
 
 def _check_dir(path, flag="--data"):
-    if path is not None and not Path(path).exists():
-        raise _BadInput(f"{flag} {path}: no such folder")
+    if path is not None and not Path(path).is_dir():
+        what = "not a folder" if Path(path).exists() else "no such folder"
+        raise _BadInput(f"{flag} {path}: {what}")
+
+
+def _check_file(path, what="model file"):
+    p = Path(path)
+    if not p.is_file():
+        raise _BadInput(f"no such {what}: {path}" if not p.exists() else f"{what} {path} is a folder")
+    if not os.access(p, os.R_OK):
+        raise _BadInput(f"{what} {path} is not readable (permission denied)")
+
+
+def _check_out_path(path, flag="--out"):
+    """``path`` is a folder or can be made as one; nothing is created here."""
+    p = Path(path)
+    if p.exists():
+        if not p.is_dir():
+            raise _BadInput(f"{flag} {path} is a file; give a folder")
+        return
+    parent = p.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise _BadInput(f"cannot create output folder {path}: {parent} is not a writable folder")
 
 
 def _check_out(path):
+    """Make the output folder (once the input is checked and the work is done or begins)."""
     p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise _BadInput(f"--out {path} is a file; give a folder")
+    _check_out_path(p)
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -299,6 +88,119 @@ def _check_rank(args):
         raise _BadInput(f"--k {args.k} keeps more components than --rank {args.rank} makes")
 
 
+def _check_scheduler(address, timeout=5.0):
+    """A Dask scheduler address: well formed, and something listens there (``timeout`` s)."""
+    import socket
+
+    m = re.fullmatch(r"(?:(tcp|tls)://)?\[?([^\[\]/]+?)\]?:(\d{1,5})/?", address)
+    if not m:
+        if re.match(r"[a-z]+://", address):  # inproc://, ucx:// ...: Dask checks those
+            return
+        raise _BadInput(f"--scheduler {address}: expected an address like tcp://HOST:8786")
+    host, port = m.group(2), int(m.group(3))
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise _BadInput(f"--scheduler {address}: cannot connect within {timeout:g} s ({reason}); "
+                        "is the scheduler running there? (without --scheduler, --backend dask "
+                        "starts a local cluster)") from None
+
+
+def _validate_paper(args):
+    _check_dir(args.data)
+    _check_rank(args)
+    if args.max_images is not None and args.data is None:
+        raise _BadInput("--max-images takes a subset of a --data folder; phantom data has "
+                        "--phantom-samples")
+    if args.max_images is not None and args.n_per_class is not None \
+            and 2 * args.n_per_class > args.max_images:
+        raise _BadInput(f"--n-per-class {args.n_per_class} needs at least "
+                        f"{2 * args.n_per_class} images, more than --max-images {args.max_images}")
+    _check_out_path(args.out)
+
+
+def _validate_sweep(args):
+    _check_dir(args.data)
+    if args.backend == "dask":
+        if args.n_jobs is not None:
+            raise _BadInput("--n-jobs sets local worker processes (--backend local); with "
+                            "--backend dask give --workers (local cluster) or --scheduler")
+        if args.scheduler and args.workers is not None:
+            raise _BadInput("--workers sets the local Dask cluster, which --scheduler replaces; "
+                            "give one of them")
+    else:
+        if args.scheduler:
+            raise _BadInput("--scheduler needs --backend dask")
+        if args.workers is not None:
+            raise _BadInput("--workers sets the local Dask cluster (--backend dask); the local "
+                            "backend's processes are --n-jobs")
+    if args.quick and args.data:
+        raise _BadInput("--quick runs on phantom data; leave out --data")
+    for flag in ("rank", "k", "t", "n_eot"):
+        values = getattr(args, flag)
+        if values is not None and len(set(values)) != len(values):
+            raise _BadInput(f"--{flag.replace('_', '-')} {' '.join(map(str, values))}: "
+                            "give each value once")
+    _check_out_path(args.out)
+    if args.backend == "dask":
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            raise _BadInput("--backend dask needs Dask's distributed scheduler: "
+                            "pip install 'sknnmfdiff[dask]'")
+        if args.scheduler:
+            _check_scheduler(args.scheduler)
+
+
+def _validate_fit(args):
+    _check_dir(args.data)
+    _check_rank(args)
+    defence = "none" if args.baseline else args.defence
+    if args.baseline and args.defence not in ("none", "purifier"):
+        raise _BadInput(f"--baseline is --defence none; it contradicts --defence {args.defence}")
+    if defence != "purifier" and (args.independent_draws or args.clean_train
+                                  or args.paper_purifier):
+        what = "--baseline" if args.baseline else f"--defence {defence}"
+        raise _BadInput("--independent-draws, --clean-train and --paper-purifier set the "
+                        f"paper's purifier, which {what} does not use")
+    _check_out_path(args.out)
+
+
+def _validate_evaluate(args):
+    _check_file(args.model)
+    _check_dir(args.data)
+    _check_out_path(args.out)
+
+
+def _validate_predict(args):
+    _check_file(args.model)
+    for f in args.images:
+        _check_file(f, "image file")
+    if args.out is not None:
+        _check_out_path(args.out)
+
+
+def _validate_export(args):
+    import importlib.util
+
+    for name in ("onnx", "onnxscript") + (("onnxruntime",) if args.check_data else ()):
+        if importlib.util.find_spec(name) is None:
+            raise _BadInput(f"ONNX export needs the onnx extra ({name} is missing): "
+                            "pip install 'sknnmfdiff[onnx]'")
+    _check_file(args.model)
+    target = Path(args.onnx)
+    if target.is_dir() or not target.absolute().parent.is_dir():
+        raise _BadInput(f"--onnx {args.onnx}: give a file in an existing folder")
+    _check_dir(args.check_data, "--check-data")
+
+
+def _purifier_params(args):
+    return dict(antithetic=not (args.independent_draws or args.paper_purifier),
+                train_on_purified=not (args.clean_train or args.paper_purifier))
+
+
 def _binary_names(classes):
     from .datasets import BINARY_TARGET_NAMES
 
@@ -309,19 +211,23 @@ def _binary_names(classes):
 
 
 def _cmd_paper(args):
+    from .paper import PAPER_PROTOCOL
     from .study import StudyConfig, run_paper_study
 
-    _check_dir(args.data)
     _check_device(args.device)
-    _check_rank(args)
-    _check_out(args.out)
     image_size = args.image_size or (PAPER_PROTOCOL["image_size"] if args.data else 64)
     fast = args.fast or (args.data is None and not args.full_attacks)
+    n_per_class = args.n_per_class
+    if n_per_class is None:  # the paper's, or what the subset allows (capped by the study)
+        n_per_class = PAPER_PROTOCOL["n_per_class"]
+        if args.max_images is not None:
+            n_per_class = min(n_per_class, args.max_images // 2)
     cfg = StudyConfig(
         data=args.data,
         out=args.out,
         image_size=image_size,
-        n_per_class=args.n_per_class,
+        n_per_class=n_per_class,
+        max_images=args.max_images,
         phantom_samples=args.phantom_samples,
         n_components=args.rank,
         k=args.k,
@@ -347,31 +253,13 @@ def _cmd_paper(args):
 
 
 def _cmd_sweep(args):
-    from .sweep import QUICK, SweepConfig
+    from .paper import PAPER_PROTOCOL
+    from .sweep import QUICK, SweepConfig, run_sweep
 
-    _check_dir(args.data)
     _check_device(args.device)
-    if args.cv is not None and args.cv < 2:
-        raise _BadInput(f"--cv {args.cv}: need at least 2 folds")
-    if args.backend == "dask":
-        try:
-            import distributed  # noqa: F401
-        except ImportError:
-            raise _BadInput("--backend dask needs Dask's distributed scheduler: "
-                            "pip install 'sknnmfdiff[dask]'") from None
-    elif args.scheduler:
-        raise _BadInput("--scheduler needs --backend dask")
-    if args.quick and args.data:
-        raise _BadInput("--quick runs on phantom data; leave out --data")
-    grid = {"--rank": ("n_components", args.rank), "--k": ("k", args.k), "--t": ("t", args.t),
-            "--n-eot": ("n_eot", args.n_eot)}
-    for flag, (_, values) in grid.items():
-        if values is not None and len(set(values)) != len(values):
-            raise _BadInput(f"{flag} {' '.join(map(str, values))}: give each value once")
-    if args.t is not None and max(args.t) > 1000:
-        raise _BadInput(f"--t {max(args.t)}: timesteps lie in 0 .. 1000 (the purifier's n_steps)")
+    grid = {"n_components": args.rank, "k": args.k, "t": args.t, "n_eot": args.n_eot}
     settings = dict(QUICK) if args.quick else {}
-    settings.update({name: tuple(v) for name, v in grid.values() if v is not None})
+    settings.update({name: tuple(v) for name, v in grid.items() if v is not None})
     if args.image_size or not args.quick:
         settings["image_size"] = args.image_size or (PAPER_PROTOCOL["image_size"] if args.data else 64)
     # Flags given explicitly win over --quick's settings; unset ones keep them or the defaults.
@@ -379,14 +267,11 @@ def _cmd_sweep(args):
                      if getattr(args, name) is not None})
     if not args.quick:
         settings["data"] = args.data
-    _check_out(args.out)
-    from .sweep import run_sweep
-
     results = run_sweep(
         SweepConfig(**settings), out=args.out, max_eval=args.max_eval, seed=args.seed,
         device=args.device, on_error="warn" if args.skip_bad_images else "raise",
-        backend=args.backend, n_jobs=args.n_jobs, scheduler=args.scheduler,
-        workers=args.workers, torch_threads=args.torch_threads,
+        backend=args.backend, n_jobs=args.n_jobs or 1, scheduler=args.scheduler,
+        workers=args.workers or 2, torch_threads=args.torch_threads,
         quiet=args.quiet, log=None if args.quiet else _say)
     if not args.quiet:
         if results.get("selected"):
@@ -399,46 +284,48 @@ def _cmd_sweep(args):
     return 0
 
 
-def _load_folder(path, image_size, seed, skip_bad=False):
+def _load_folder(path, image_size, seed, skip_bad=False, max_images=None, flag="--data"):
+    """The images of a folder; ``max_images``: a seeded, class-stratified subset."""
+    from ._runs import stratified_subset
     from .datasets import load_mri_folder
 
-    _check_dir(path)
-    return load_mri_folder(path, image_size=image_size, task="binary", random_state=seed,
-                           on_error="warn" if skip_bad else "raise")
+    _check_dir(path, flag)
+    bunch = load_mri_folder(path, image_size=image_size, task="binary", random_state=seed,
+                            on_error="warn" if skip_bad else "raise")
+    if max_images is not None and max_images < len(bunch.target):
+        bunch = stratified_subset(bunch, max_images, seed)
+    return bunch
 
 
 def _cmd_fit(args):
+    _check_device(args.device)
+    _say(f"Loading the images of {args.data} ({args.image_size} x {args.image_size} px) ...",
+         args.quiet)
+    bunch = _load_folder(args.data, args.image_size, args.seed, args.skip_bad_images,
+                         args.max_images)
+    counts = ", ".join(f"{int((bunch.target == i).sum())} {name}"
+                       for i, name in enumerate(bunch.target_names))
+    _say(f"Loaded {len(bunch.target)} images ({counts})", args.quiet)
     import joblib
 
     from ._persistence import package_versions
     from .model_file import save
     from .pipeline import make_defence_pipeline
 
-    _check_device(args.device)
-    _check_rank(args)
     defence = "none" if args.baseline else args.defence
-    if args.baseline and args.defence not in ("none", "purifier"):
-        raise _BadInput(f"--baseline is --defence none; it contradicts --defence {args.defence}")
-    if defence != "purifier" and (args.independent_draws or args.clean_train
-                                  or args.paper_purifier):
-        what = "--baseline" if args.baseline else f"--defence {defence}"
-        raise _BadInput("--independent-draws, --clean-train and --paper-purifier set the "
-                        f"paper's purifier, which {what} does not use")
-    out = _check_out(args.out)
-    bunch = _load_folder(args.data, args.image_size, args.seed, args.skip_bad_images)
     common = dict(n_components=args.rank, k=args.k, random_state=args.seed, device=args.device)
     if defence == "purifier":
         common.update(t=args.t, n_eot=args.n_eot,
                       **{f"purify__{k}": v for k, v in _purifier_params(args).items()})
     pipe = make_defence_pipeline(defence, **common)
-    _say(f"Fitting on {len(bunch.target)} images from {args.data} ...", args.quiet)
-    pipe.fit(bunch.data, bunch.target)
+    _fit_in_stages(pipe, bunch.data, bunch.target, args.quiet)
     blob = {"model": pipe, "image_size": args.image_size,
             "target_names": [str(n) for n in bunch.target_names]}
     from ._input_checks import training_record  # predict and evaluate warn on other data
     blob["training"] = training_record(pipe, bunch.data, bunch.target, synthetic=False,
                                        image_size=args.image_size, source=str(Path(args.data).resolve()),
                                        class_names=blob["target_names"])
+    out = _check_out(args.out)
     if args.format == "joblib":  # package versions inside; the new format's manifest has them
         path = out / "model.joblib"
         joblib.dump({**blob, "versions": package_versions()}, path)
@@ -446,6 +333,31 @@ def _cmd_fit(args):
         path = save(blob, out / "model.sknnmfdiff")
     _say(f"Saved {path}", args.quiet)
     return 0
+
+
+_STAGE_NAMES = {"nmf": "KL-NMF basis", "select": "feature selection", "purify": "diffusion purifier",
+                "clf": "classifier", "adv": "adversarially trained classifier",
+                "smooth": "smoothed classifier"}
+
+
+def _fit_in_stages(pipe, X, y, quiet):
+    """``pipe.fit(X, y)``, one step at a time with a message per stage (as Pipeline.fit)."""
+    import time
+
+    n = len(pipe.steps)
+    Xt = X
+    t_all = time.perf_counter()
+    for i, (name, step) in enumerate(pipe.steps):
+        label = _STAGE_NAMES.get(name, name)
+        _say(f"[{i + 1}/{n}] fitting the {label} on {Xt.shape[0]} x {Xt.shape[1]} ...", quiet)
+        t0 = time.perf_counter()
+        if i < n - 1:
+            Xt = step.fit_transform(Xt, y) if hasattr(step, "fit_transform") \
+                else step.fit(Xt, y).transform(Xt)
+        else:
+            step.fit(Xt, y)
+        _say(f"[{i + 1}/{n}] {label}: {time.perf_counter() - t0:.1f} s", quiet)
+    _say(f"Fitted in {time.perf_counter() - t_all:.1f} s", quiet)
 
 
 def _load_model(path):
@@ -507,7 +419,7 @@ def _cmd_evaluate(args):
     _check_device(args.device)
     blob = _load_model(args.model)
     pipe = blob["model"]
-    out = _check_out(args.out)
+    _say(f"Loading the images of {args.data} ...", args.quiet)
     bunch = _load_folder(args.data, blob["image_size"], args.seed, args.skip_bad_images)
     X, y, files = bunch.data, bunch.target, bunch.filenames
     if args.max_images is not None and args.max_images < len(y):
@@ -516,10 +428,15 @@ def _cmd_evaluate(args):
     _, input_checks = _warn_input_checks(
         blob, X, "evaluate", files, per_file=False, synthetic=bunch.layout == "phantom",
         class_names=[str(n) for n in bunch.target_names])
+    out = _check_out(args.out)
+    _say(f"Clean predictions on {len(y)} images ...", args.quiet)
     clean = classification_metrics(y, pipe.predict_proba(X))
+    _say(f"Attacking ({args.protocol} protocol, {args.space} space, eps {args.eps:g}), then "
+         f"the {args.checks} sanity checks; checkpoints in {out / 'checkpoints'} ...", args.quiet)
     rep = evaluate_robustness(pipe, X, y, eps=args.eps, space=args.space, protocol=args.protocol,
                               random_state=args.seed, device=args.device, progress=not args.quiet,
-                              checkpoint_dir=out / "checkpoints")
+                              checkpoint_dir=out / "checkpoints", **_CHECK_OPTIONS[args.checks])
+    _say(f"Writing {out / 'evaluation.json'} ...", args.quiet)
     (out / "evaluation.json").write_text(json.dumps(
         {**rep.to_dict(), "input_checks": input_checks}, indent=2, allow_nan=False))
     (out / "clean.json").write_text(json.dumps(
@@ -540,6 +457,11 @@ def _warn_input_checks(blob, X, command, files, per_file, **kind):
     for line in lines:
         print(f"sknnmfdiff {command}: warning: {line}", file=sys.stderr, flush=True)
     return reasons, summary
+
+
+#: ``evaluate --checks`` as options of :func:`~sknnmfdiff.evaluation.evaluate_robustness`.
+_CHECK_OPTIONS = {"full": {}, "light": {"eps_grid": (0.0,), "plateau": False},
+                  "none": {"checks": False}}
 
 
 def _cmd_predict(args):
@@ -584,20 +506,18 @@ def _cmd_export(args):
         raise _BadInput(f"ONNX export needs the onnx extra ({exc.name} is missing): "
                         "pip install 'sknnmfdiff[onnx]'") from None
     blob = _load_model(args.model)
-    target = Path(args.onnx)
-    if target.is_dir() or not target.parent.is_dir():
-        raise _BadInput(f"--onnx {args.onnx}: give a file in an existing folder")
     side = int(blob["image_size"])
+    if args.check_data is not None:  # the images first: a bad folder stops before the export
+        X = _load_folder(args.check_data, side, 0, flag="--check-data").data
+        if len(X) > args.max_images:
+            X = X[np.sort(np.random.default_rng(0).permutation(len(X))[: args.max_images])]
+    target = Path(args.onnx)
     path = export_onnx(blob["model"], target, noise=args.noise, seed=args.seed,
                        nnls_max_iter=args.nnls_max_iter, image_shape=(side, side))
     _say(f"Wrote {path} (pixels (N, 1, {side}, {side}) -> probabilities of "
          f"{list(blob.get('target_names') or blob['model'].classes_)}; noise: {args.noise})",
          args.quiet)
     if args.check_data is not None:
-        bunch = _load_folder(args.check_data, side, 0)
-        X = bunch.data
-        if len(X) > args.max_images:
-            X = X[np.sort(np.random.default_rng(0).permutation(len(X))[: args.max_images])]
         res = check_onnx_export(blob["model"], path, X)
         _say(f"onnxruntime vs torch on {res['n_images']} images: max |difference| of the "
              f"probabilities {res['max_abs_diff']:.3g}, predictions "
@@ -611,8 +531,50 @@ def _say(msg, quiet=False):
         print(msg, flush=True)
 
 
+_VALIDATE = {"paper": _validate_paper, "sweep": _validate_sweep, "fit": _validate_fit,
+             "evaluate": _validate_evaluate, "predict": _validate_predict,
+             "export": _validate_export}
+_COMMANDS = {"paper": _cmd_paper, "sweep": _cmd_sweep, "fit": _cmd_fit,
+             "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export}
+
+
+def _options(parser, command):
+    """The option strings of one subcommand."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {o for a in sub.choices[command]._actions for o in a.option_strings}
+
+
+def _as_flags(text, command, options):
+    """An error of the library, in the terms of the command line of ``command``: its hints
+    name flags of that command only."""
+    skip = ("(remove or fix them, or pass --skip-bad-images)" if "--skip-bad-images" in options
+            else "(remove or fix them)")
+    text = text.replace("(pass on_error='warn' to skip them)", skip)
+    if "--n-per-class" in options:
+        text = re.sub(r"\bn_per_class=(\d+)", r"--n-per-class \1", text)
+    return text
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _interrupted(args, how):
+    out = getattr(args, "out", None)
+    if out is not None and args.command in ("paper", "sweep", "evaluate"):
+        return (f"sknnmfdiff {args.command}: interrupted ({how}); finished work is kept in "
+                f"{out}, rerun the same command to resume")
+    if args.command == "fit":
+        return f"sknnmfdiff fit: interrupted ({how}); no model was saved"
+    return f"sknnmfdiff {args.command}: interrupted ({how})"
+
+
 def main(argv=None):
     """Run the ``sknnmfdiff`` command line.
+
+    The command line is checked first (flags, their ranges, paths, files), before any
+    heavy module (torch) is imported and before anything is written; then the command
+    runs. SIGTERM and Ctrl-C stop it with one line on standard error.
 
     Parameters
     ----------
@@ -622,26 +584,32 @@ def main(argv=None):
     Returns
     -------
     status : int
-        0 on success, 2 on bad input.
+        0 on success, 2 on bad input, 130 after Ctrl-C (SIGINT), 143 after SIGTERM.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    commands = {"paper": _cmd_paper, "sweep": _cmd_sweep, "fit": _cmd_fit,
-                "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export}
-    from .datasets import ImageLoadError
-
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return commands[args.command](args)
-    except (_BadInput, OSError, ImageLoadError, ValueError) as exc:
-        text = str(exc).replace("(pass on_error='warn' to skip them)", "(remove or fix them, or pass --skip-bad-images)")
+        _VALIDATE[args.command](args)
+        return _COMMANDS[args.command](args)
+    except (_BadInput, OSError, ValueError) as exc:  # ImageLoadError is a ValueError
+        text = _as_flags(str(exc), args.command, _options(parser, args.command))
         msg = text.strip().splitlines()
         text = msg[0] if len(msg) <= 1 else msg[0] + " " + " ".join(m.strip() for m in msg[1:6])
         print(f"sknnmfdiff {args.command}: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("sknnmfdiff: interrupted; finished work is kept in the output folder", file=sys.stderr)
+        print(_interrupted(args, "Ctrl-C"), file=sys.stderr)
         return 130
+    except _Terminated:
+        print(_interrupted(args, "SIGTERM"), file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

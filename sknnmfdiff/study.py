@@ -48,8 +48,12 @@ class StudyConfig:
         Output folder.
     image_size : int
         Side of the square images, pixels (the paper: 128).
-    n_per_class : int
-        Unique images drawn per class (the paper: 1,100 + 1,100).
+    n_per_class : int or None
+        Unique images drawn per class (the paper: 1,100 + 1,100); None (with
+        ``max_images``): the paper's, or as many as the subset holds if fewer.
+    max_images : int or None
+        A seeded, class-stratified subset of this many images of ``data`` (a quicker
+        run on real data); None: all images. Ignored for phantom data.
     phantom_samples : int
         Number of phantom images generated when ``data`` is None.
     n_components, k, t, n_eot : int
@@ -113,6 +117,7 @@ class StudyConfig:
     out: str = "sknnmfdiff-out"
     image_size: int = PAPER_PROTOCOL["image_size"]
     n_per_class: int = PAPER_PROTOCOL["n_per_class"]
+    max_images: int = None
     phantom_samples: int = 800
     n_components: int = PAPER_PROTOCOL["n_components"]
     k: int = 10
@@ -495,7 +500,6 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
         def log(msg):  # noqa: E306,F811
             logger.debug(msg)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     timings = {}
     results = {
         "config": dataclasses.asdict(cfg),
@@ -510,6 +514,7 @@ def run_paper_study(config=None, *, quiet=False, log=None, **overrides):
     with _runs.Timer(timings, "load data", log):
         bunch, split, data_summary, _ = _runs.load_data(cfg, log)
     results["data"] = data_summary
+    out.mkdir(parents=True, exist_ok=True)  # only once the data loaded: a bad folder leaves nothing
     _runs.write_json(res_path, results)
     X, y = bunch.data, bunch.target
     Xtr, ytr = X[split.train], y[split.train]

@@ -470,7 +470,7 @@ def _dask_client(cfg):
     from dask.distributed import Client, LocalCluster
 
     if cfg.scheduler:
-        return Client(cfg.scheduler)
+        return Client(cfg.scheduler, timeout="10s")  # fail fast on a wrong address
     cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=True,
                            dashboard_address=None,
                            silence_logs=logging.getLogger("distributed").level)
@@ -518,11 +518,11 @@ def run_sweep(config=None, *, quiet=False, log=None, **overrides):
         def log(msg, _quiet=quiet):  # noqa: E306
             logger.log(logging.DEBUG if _quiet else logging.INFO, msg)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     timings = {}
     t_all = time.perf_counter()
     with _runs.Timer(timings, "load data", log):
         bunch, split, data_summary, near = _runs.load_data(cfg, log)
+    out.mkdir(parents=True, exist_ok=True)  # only once the data loaded: a bad folder leaves nothing
     dev = np.concatenate([split.train, split.val])
     X, y = bunch.data, bunch.target
     groups = _group_labels(len(y), near, dev)

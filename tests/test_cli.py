@@ -56,11 +56,14 @@ def test_out_is_a_file_exit_2(tmp_path, capsys):
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA present")
 @pytest.mark.parametrize("cmd", ["paper", "fit", "evaluate", "predict"])
 def test_cuda_without_cuda_exit_2(cmd, tmp_path, capsys):
+    (tmp_path / "m.joblib").write_text("x")  # the files exist: the device is what is wrong
+    (tmp_path / "x.png").write_text("x")
     argv = {
         "paper": ["paper", "--out", str(tmp_path / "o")],
         "fit": ["fit", "--data", str(tmp_path), "--out", str(tmp_path / "o")],
-        "evaluate": ["evaluate", "m.joblib", "--data", str(tmp_path)],
-        "predict": ["predict", "m.joblib", "x.png"],
+        "evaluate": ["evaluate", str(tmp_path / "m.joblib"), "--data", str(tmp_path),
+                     "--out", str(tmp_path / "o")],
+        "predict": ["predict", str(tmp_path / "m.joblib"), str(tmp_path / "x.png")],
     }[cmd]
     assert main(argv + ["--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

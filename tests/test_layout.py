@@ -26,7 +26,7 @@ LAYERS = [
     ("model_selection",),  # robustness-aware scoring for scikit-learn's search
     ("report", "_runs", "_sweep_output"),  # what the long runs write and share
     ("study", "_study_defences", "sweep"),  # study and sweep above them
-    ("cli", "__main__"),  # CLI on top
+    ("cli", "_cli_parser", "__main__"),  # CLI on top
 ]
 LAYER = {part: i for i, parts in enumerate(LAYERS) for part in parts}
 MAX_LINES = 650  # "about 600"

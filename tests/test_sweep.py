@@ -134,7 +134,7 @@ def test_dask_backend_without_distributed_is_one_line_exit_2(tmp_path, capsys, m
     (["--cv", "1"], "--cv"),
     (["--scheduler", "tcp://x:1"], "--scheduler"), (["--data", "nowhere"], "nowhere"),
     (["--rank", "8", "8"], "--rank 8 8"), (["--t", "0", "41", "0"], "--t 0 41 0"),
-    (["--t", "0", "5000"], "--t 5000"), (["--max-eval", "1"], "--max-eval"),
+    (["--t", "0", "5000"], "--t: must be in 0 .. 1000, got 5000"), (["--max-eval", "1"], "--max-eval"),
     (["--eps", "inf"], "--eps"), (["--seed", "-1"], "--seed"),
     (["--data", "/no/such/dir"], "--data /no/such/dir"),
 ])

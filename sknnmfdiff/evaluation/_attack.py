@@ -11,7 +11,7 @@ import time
 import numpy as np
 import torch
 
-from ._autoattack import _attack_batch
+from ._autoattack import _attack_batch, _attack_stages
 from ._checkpoint import (
     _CHECKPOINT_FORMAT,
     _batch_file,
@@ -95,7 +95,8 @@ def run_attack(
         uninterrupted run: an interrupt loses at most one stage. A different
         configuration raises ``ValueError``.
     progress : bool, default=True
-        Show a tqdm progress bar over batches.
+        Show a tqdm progress bar over the stages of every batch (APGD restarts,
+        Square), with an ETA.
     return_details : bool, default=False
         Also return a dict with the config, per-sample ``broken_by``
         (``"clean"``, an attack name or ``""``), per-attack counts, per-batch
@@ -152,8 +153,17 @@ def run_attack(
     counts = {a: 0 for a in ["clean"] + cfg["attacks"]}
     seconds = []
     n_loaded = 0
-    bar = tqdm(range(n_batches), desc=f"{protocol} attack", unit="batch", disable=not progress)
-    for b in bar:
+    # The bar counts stages (APGD restarts, Square), so its ETA moves inside long batches.
+    stages = _attack_stages(cfg)
+    n_stages = max(len(stages), 1)
+    bar = tqdm(total=n_batches * n_stages, desc=f"{protocol} attack", unit="stage",
+               disable=not progress)
+
+    def advance(to):
+        if to > bar.n:
+            bar.update(to - bar.n)
+
+    for b in range(n_batches):
         lo, hi = b * batch_size, min((b + 1) * batch_size, n)
         if path is not None and _batch_file(path, b).exists():
             xa, bb, info = _load_batch(path, b)
@@ -176,7 +186,9 @@ def run_attack(
                           resume["stage"])
 
             def on_stage(attack, r, n_left, b=b):
-                bar.set_postfix_str(f"batch {b + 1}: {attack} restart {r + 1}, {n_left} left")
+                advance(b * n_stages + stages.index((attack, r)))
+                bar.set_postfix_str(f"batch {b + 1}/{n_batches}: {attack} restart {r + 1}, "
+                                    f"{n_left} left")
                 _log.debug("batch %d: %s restart %d on %d samples", b + 1, attack, r + 1, n_left)
 
             def on_stage_done(state, b=b, t0=t0, before=before):
@@ -195,6 +207,7 @@ def run_attack(
         seconds.append(sec)
         for k, v in bcounts.items():
             counts[k] = counts.get(k, 0) + int(v)
+        advance((b + 1) * n_stages)
         bar.set_postfix(broken=sum(1 for s in broken_by[:hi] if s))
     bar.close()
     out = x_adv.detach().cpu() if isinstance(x, np.ndarray) else x_adv.detach()
