@@ -8,6 +8,8 @@ can reuse it.
 
 from torch import nn
 
+from ._runtime import check_network_sizes
+
 __all__ = ["CNN1d"]
 
 
@@ -55,16 +57,8 @@ class CNN1d(nn.Module):
 
     def __init__(self, n_features, n_classes, *, width=16, dropout=0.1, pooled_length=16):
         super().__init__()
-        for name, value, low in (
-            ("n_features", n_features, 1),
-            ("n_classes", n_classes, 2),
-            ("width", width, 1),
-            ("pooled_length", pooled_length, 1),
-        ):
-            if int(value) != value or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {dropout!r}.")
+        check_network_sizes(dropout, n_features=(n_features, 1), n_classes=(n_classes, 2),
+                            width=(width, 1), pooled_length=(pooled_length, 1))
         self.n_features = int(n_features)
         self.n_classes = int(n_classes)
         length = min(self.n_features, int(pooled_length))

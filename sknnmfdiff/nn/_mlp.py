@@ -14,6 +14,8 @@ the attacks) computes the same logits. It imports nothing from scikit-learn so t
 import torch
 from torch import nn
 
+from ._runtime import check_network_sizes
+
 __all__ = ["FeatureMLP"]
 
 
@@ -64,16 +66,8 @@ class FeatureMLP(nn.Module):
     def __init__(self, n_features, n_classes, *, width=128, n_layers=2, dropout=0.1,
                  mean=None, scale=None):
         super().__init__()
-        for name, value, low in (
-            ("n_features", n_features, 1),
-            ("n_classes", n_classes, 2),
-            ("width", width, 1),
-            ("n_layers", n_layers, 1),
-        ):
-            if int(value) != value or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {dropout!r}.")
+        check_network_sizes(dropout, n_features=(n_features, 1), n_classes=(n_classes, 2),
+                            width=(width, 1), n_layers=(n_layers, 1))
         self.n_features = int(n_features)
         self.n_classes = int(n_classes)
         self.register_buffer("mean", self._vector("mean", mean, 0.0))

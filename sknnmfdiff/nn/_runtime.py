@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["as_tensor", "cpu_if_no_cuda", "single_thread"]
+__all__ = ["as_tensor", "check_network_sizes", "cpu_if_no_cuda", "single_thread"]
 
 
 class single_thread:
@@ -113,3 +113,25 @@ def cpu_if_no_cuda(device, owner):
         )
         return "cpu"
     return device
+
+
+def check_network_sizes(dropout, **sizes):
+    """Check a network's sizes and dropout rate before it is built.
+
+    Parameters
+    ----------
+    dropout : float
+        Dropout probability, in [0, 1).
+    **sizes : (int, int)
+        ``name=(value, low)``: each value must be an integer >= ``low``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first size that is not an integer >= its bound, or the dropout.
+    """
+    for name, (value, low) in sizes.items():
+        if int(value) != value or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1); got {dropout!r}.")
