@@ -317,7 +317,7 @@ def build_parser():
              description="Write a saved model as one ONNX graph: pixels (N, 1, H, W) float32 in "
              "[0, 1] -> class probabilities (N, n_classes), batch size dynamic. Needs the onnx "
              "extra (pip install 'sknnmfdiff[onnx]').")
-    p.add_argument("model", help="model file written by 'sknnmfdiff fit' (trusted files only)")
+    _model_arg(p)
     p.add_argument("--onnx", required=True, metavar="FILE",
                    help="ONNX file to write, in an existing folder (required)")
     p.add_argument("--noise", choices=["fixed", "input"], default="fixed",

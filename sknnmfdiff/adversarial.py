@@ -14,11 +14,13 @@ classifier's own, with a custom training and validation step.
 
 import copy
 import logging
+import warnings
 import time
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import SelectorMixin
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import HasMethods, StrOptions
@@ -529,6 +531,14 @@ class AdversarialClassifier(VersionedEstimatorMixin, ClassifierMixin, BaseEstima
         self.features_, self.purifier_, self.classifier_ = features, purifier, clf
         self.classes_ = clf.classes_
         self.step_size_ = float(step_size)
+        predicted = np.unique(self.predict(X))
+        if predicted.size == 1:  # robust only as a constant is: say so, do not hide it
+            warnings.warn(
+                f"AdversarialClassifier ({self.method}, eps={self.eps:g}): the trained network "
+                f"predicts one class ({predicted[0]!r}) for every training sample; training "
+                "collapsed (eps too large for these features or too few samples). Its robust "
+                "accuracy is then the share of that class: lower eps, use more samples, or use "
+                "TRADES with a smaller beta.", ConvergenceWarning, stacklevel=2)
         self.training_cost_ = dict(
             seconds=time.perf_counter() - t_start, **cost, epochs=int(clf.n_epochs_),
             **adversary.counts)

@@ -165,6 +165,12 @@ def _validate_fit(args):
         what = "--baseline" if args.baseline else f"--defence {defence}"
         raise _BadInput("--independent-draws, --clean-train and --paper-purifier set the "
                         f"paper's purifier, which {what} does not use")
+    from .paper import PAPER_PROTOCOL
+
+    if defence != "purifier" and (args.t != PAPER_PROTOCOL["t"]
+                                  or args.n_eot != PAPER_PROTOCOL["n_eot"]):
+        what = "--baseline" if args.baseline else f"--defence {defence}"
+        raise _BadInput(f"--t and --n-eot set the paper's purifier, which {what} does not use")
     _check_out_path(args.out)
 
 

@@ -2,6 +2,7 @@
 compilation and, on the real data, robustness above the undefended baseline."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -317,3 +318,19 @@ def test_unfitted_raises_not_fitted(method, data):
     Z, _ = data
     with pytest.raises(NotFittedError):
         getattr(AdversarialClassifier(), method)(Z)
+
+
+def test_collapsed_training_warns(data):
+    """At eps = 1 the attack can reach every point of the box, so PGD training can only
+    learn a constant; fit says so instead of handing back a 'robust' constant."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    Z, y = data
+    with pytest.warns(ConvergenceWarning, match="predicts one class .* training collapsed"):
+        est = AdversarialClassifier(classifier=_clf(max_epochs=8), method="pgd", eps=1.0,
+                                    n_steps=3, random_state=0).fit(Z, y)
+    assert np.unique(est.predict(Z)).size == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        AdversarialClassifier(classifier=_clf(max_epochs=60, width=32), method="pgd", eps=0.0,
+                              n_steps=1, random_state=0).fit(Z, y)  # learns both classes

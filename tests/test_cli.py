@@ -367,8 +367,11 @@ def test_fit_defence_contradictions_are_refused(phantom_folder, tmp_path, capsys
     base = ["fit", "--data", str(phantom_folder), "--out", str(tmp_path / "m"), "--quiet"]
     assert main(base + ["--baseline", "--defence", "smoothing"]) == 2
     assert main(base + ["--defence", "adversarial", "--clean-train"]) == 2
+    assert main(base + ["--defence", "none", "--n-eot", "4"]) == 2  # purifier flags, no purifier
+    assert main(base + ["--defence", "smoothing", "--t", "20"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "--baseline" in err[0] and "--defence adversarial" in err[1]
+    assert len(err) == 4 and "--baseline" in err[0] and "--defence adversarial" in err[1]
+    assert "--n-eot" in err[2] and "--defence none" in err[2] and "--defence smoothing" in err[3]
     assert not (tmp_path / "m").exists()
 
 
