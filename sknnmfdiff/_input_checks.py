@@ -44,7 +44,8 @@ import math
 
 import numpy as np
 
-__all__ = ["RECONSTRUCTION_FACTOR", "QUANTILES", "training_record", "image_statistics",
+__all__ = ["RECONSTRUCTION_FACTOR", "QUANTILES", "training_record", "image_hashes",
+           "image_statistics",
            "check_images", "check_data_kind", "check_inputs", "record_beside"]
 
 #: Record format version (bump on an incompatible change of the dict's keys).
@@ -135,6 +136,24 @@ def image_statistics(model, X, *, batch_size=256):
     return {"reconstruction_error": err, "mean_intensity": mean, "grey_levels": levels}
 
 
+def image_hashes(X):
+    """Per-image fingerprints: the first 16 hex digits of the SHA-1 of each row's float32 bytes.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Images, flattened, pixels in [0, 1].
+
+    Returns
+    -------
+    hashes : list of str
+        One per row, in row order. Equal images (same file, same size, same loader)
+        give equal hashes.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    return [hashlib.sha1(row.tobytes()).hexdigest()[:16] for row in X]
+
+
 def training_record(model, X, y, *, synthetic, image_size, class_names, source):
     """Describe the training data of a fitted model, for saving with it.
 
@@ -160,9 +179,11 @@ def training_record(model, X, y, *, synthetic, image_size, class_names, source):
     -------
     record : dict
         JSON-able: ``version``, ``synthetic``, ``image_size``, ``class_names``,
-        ``n_images``, ``data_digest`` (SHA-1 of ``X`` and ``y``), ``source`` and
-        ``reference``: for each statistic of :func:`image_statistics`, its training
-        quantiles at :data:`QUANTILES` (``"quantiles"`` lists them).
+        ``n_images``, ``data_digest`` (SHA-1 of ``X`` and ``y``), ``image_hashes``
+        (:func:`image_hashes`, sorted, so that :func:`check_inputs` can tell which
+        images were trained on), ``source`` and ``reference``: for each statistic of
+        :func:`image_statistics`, its training quantiles at :data:`QUANTILES`
+        (``"quantiles"`` lists them).
     """
     X = np.asarray(X, dtype=np.float32)
     stats = image_statistics(model, X)
@@ -173,8 +194,8 @@ def training_record(model, X, y, *, synthetic, image_size, class_names, source):
     return {
         "version": RECORD_VERSION, "synthetic": bool(synthetic), "image_size": int(image_size),
         "class_names": [str(c) for c in class_names], "n_images": int(X.shape[0]),
-        "data_digest": _digest(X, np.asarray(y)), "source": str(source),
-        "reference": reference,
+        "data_digest": _digest(X, np.asarray(y)), "image_hashes": sorted(image_hashes(X)),
+        "source": str(source), "reference": reference,
     }
 
 
@@ -290,12 +311,15 @@ def check_inputs(record, model, X, files, *, per_file=True, **kind):
     -------
     lines : list of str
         The warnings, one line each: one per difference in kind (or one saying the
-        model has no record), then one per flagged image or one counting them.
+        model has no record), one counting the images the model was trained on, then
+        one per flagged image or one counting them.
     reasons : list of list of str
         :func:`check_images` per image (all empty without a record).
     summary : dict
-        JSON-able: ``training_record``, ``data_kind`` (= ``problems``), ``n_images``,
-        ``n_out_of_distribution`` and ``out_of_distribution`` (file -> reasons).
+        JSON-able: ``training_record`` (without its image hashes), ``data_kind`` (=
+        ``problems``), ``n_images``, ``n_out_of_distribution``, ``out_of_distribution``
+        (file -> reasons), ``n_in_training_data`` and ``in_training_data`` (the files
+        whose images the model was trained on).
     """
     if record is None:
         problems = ["this model file has no record of its training data (saved by an older "
@@ -304,6 +328,11 @@ def check_inputs(record, model, X, files, *, per_file=True, **kind):
     else:
         problems = check_data_kind(record, **kind)
         reasons = check_images(record, model, X)
+    seen = set(record.get("image_hashes") or ()) if record is not None else set()
+    trained_on = [str(f) for f, h in zip(files, image_hashes(X)) if h in seen] if seen else []
+    overlap = [f"{len(trained_on)} of {len(X)} images were in this model's training data "
+               f"(first: {trained_on[0]}); figures on them are not held-out figures"
+               ] if trained_on else []
     flagged = {str(f): why for f, why in zip(files, reasons) if why}
     if per_file:
         lines = [f"{f}: out of the training distribution: {'; '.join(why)}"
@@ -311,9 +340,13 @@ def check_inputs(record, model, X, files, *, per_file=True, **kind):
     else:
         lines = [f"{len(flagged)} of {len(X)} images lie out of the training distribution "
                  "(listed in evaluation.json under input_checks)"] if flagged else []
-    return problems + lines, reasons, {"training_record": record, "data_kind": problems,
+    record_short = None if record is None else {
+        k: v for k, v in record.items() if k != "image_hashes"}
+    return problems + overlap + lines, reasons, {"training_record": record_short, "data_kind": problems,
                                "n_images": len(X), "n_out_of_distribution": len(flagged),
-                               "out_of_distribution": flagged}
+                               "out_of_distribution": flagged,
+                               "n_in_training_data": len(trained_on),
+                               "in_training_data": trained_on}
 
 
 def record_beside(model_path):

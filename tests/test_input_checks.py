@@ -9,7 +9,12 @@ import pytest
 from PIL import Image
 
 from sknnmfdiff import make_baseline_pipeline, make_phantom_mri, save
-from sknnmfdiff._input_checks import check_data_kind, check_images, training_record
+from sknnmfdiff._input_checks import (
+    check_data_kind,
+    check_images,
+    check_inputs,
+    training_record,
+)
 from sknnmfdiff.cli import main
 
 SIDE = 32
@@ -134,10 +139,14 @@ def test_fit_records_and_evaluate_summarises(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "m" / "model.joblib"), "--data", str(data),
                  "--max-images", "42", "--space", "feature", "--protocol", "paper",
                  "--out", str(out), "--quiet"]) == 0
-    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    trained, line = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    # the folder it was trained on: said in one line, the 40 training images counted
+    assert "40 of 42 images were in this model's training data" in trained
     assert "2 of 42 images lie out of the training distribution" in line
     checks = json.loads((out / "evaluation.json").read_text())["input_checks"]
     assert checks["n_out_of_distribution"] == 2 and checks["data_kind"] == []
+    assert checks["n_in_training_data"] == 40 and "image_hashes" not in checks["training_record"]
+    assert len(record["image_hashes"]) == 40
     assert sorted(checks["out_of_distribution"]) == sorted(
         str(data / d / f) for d, f in (("no", "zz_dark.png"), ("yes", "zz_three.png")))
 
@@ -155,3 +164,18 @@ def test_phantom_model_warns_on_real_mri(phantom_model, real_data_dir, tmp_path,
     assert "SYNTHETIC phantom" in err[0]
     flagged = [ln for ln in err if "out of the training distribution" in ln]
     assert len(flagged) >= 0.75 * len(files), err  # 12 of 14 when written
+
+
+def test_images_of_the_training_data_are_counted(phantom_model):
+    """check_inputs names the images a model was trained on (same pixels), and only those."""
+    pipe, record = phantom_model
+    train = make_phantom_mri(120, image_size=SIDE, random_state=0).data  # the fixture's data
+    other = make_phantom_mri(10, image_size=SIDE, random_state=5).data
+    X = np.concatenate([train[:5], other])
+    files = [f"f{i}.png" for i in range(len(X))]
+    lines, _, summary = check_inputs(record, pipe, X, files, per_file=False)
+    assert summary["in_training_data"] == files[:5] and summary["n_in_training_data"] == 5
+    assert any(line.startswith("5 of 15 images were in this model's training data (first: "
+                               "f0.png)") for line in lines)
+    _, _, clean = check_inputs(record, pipe, other, files[5:], per_file=False)
+    assert clean["n_in_training_data"] == 0
