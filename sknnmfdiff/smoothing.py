@@ -574,6 +574,8 @@ class SmoothedClassifier(VersionedEstimatorMixin, MetaEstimatorMixin, Classifier
                                      int(self.timestep_), 1, antithetic=False,
                                      sigma=float(self.sigma))
         module.randomized = float(self.sigma) > 0
+        module.smoothing_sigma = float(self.sigma)  # what reports call it: not a purifier
+        module.smoothing_denoised = self.purifier_ is not None
         return module.manual_seed(int(seed))
 
     def fitted_steps(self):

@@ -362,6 +362,12 @@ def test_plain_gaussian_smoothing_compiles_as_noise_only():
     smooth = SmoothedClassifier(classifier=SkorchCNNClassifier(max_epochs=2, random_state=0),
                                 sigma=0.4, n0=10, n=30, random_state=0).fit(X, y)
     noise = smooth.make_torch_purifier(seed=3)
+    assert noise.smoothing_sigma == 0.4 and noise.smoothing_denoised is False
+    from sknnmfdiff.evaluation._report import describe_model
+
+    described = describe_model(smooth, torch.nn.Sequential(noise))
+    assert described["smoothing"] == {"name": "0", "sigma": 0.4, "denoiser_t": None}
+    assert described["purifier"] is None
     z = torch.from_numpy(X[:4])
     eps = torch.randn((1, 1, X.shape[1]), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -384,6 +390,11 @@ def test_smoothed_pipeline_is_evaluated_and_checked_against_its_certificate():
                                      n_restarts=1, n_iter=10, square_queries=20, n_draws=10,
                                      checks=False, progress=False, return_adversarial=True)
     assert x_adv.shape == (len(X), 1, 1, 3) and rep.threat_model["randomized"]
+    # the report names the smoothing, not a purifier
+    assert rep.model["purifier"] is None
+    assert rep.model["smoothing"]["sigma"] == 0.1 and rep.model["smoothing"]["n"] == 100
+    assert rep.model["smoothing"]["denoiser_t"] == pipe.named_steps["smooth"].timestep_
+    assert "randomized smoothing sigma=0.1, denoiser at t=" in rep.summary()
     smooth = pipe.named_steps["smooth"]
     pred, radii = smooth.certify(pipe[:-1].transform(X))
     check = check_certified_bound(y, pred, radii, smooth.predict(x_adv.reshape(len(X), 3)), 0.05,

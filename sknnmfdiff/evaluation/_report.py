@@ -52,7 +52,10 @@ def describe_model(model, module):
         ``extra_repr``); ``"purifier"``, the settings of every noise-drawing
         purification step (``t``, ``n_steps``, ``n_eot``, ``antithetic``; from the
         fitted purifier of a pipeline, else from the module), or ``None`` when
-        there is none; ``"randomized"``, whether the module draws noise.
+        there is none; ``"smoothing"``, the settings of a
+        :class:`~sknnmfdiff.SmoothedClassifier` (``sigma``, and ``n0``, ``n``,
+        ``alpha`` from a pipeline; ``denoiser_t``, the denoiser's step, None without
+        one), or ``None``; ``"randomized"``, whether the module draws noise.
     """
     out = {"class": _qualname(model)}
     steps = getattr(model, "steps", None)
@@ -69,19 +72,27 @@ def describe_model(model, module):
                   for name, m in module.named_modules()
                   if name and name.count(".") <= 1 and m.extra_repr()],
     }
-    purifiers = []
+    purifiers, smoothing = [], []
     for name, m in module.named_modules():
-        if hasattr(m, "n_eot") and hasattr(m, "antithetic") and hasattr(m, "t"):
+        if getattr(m, "smoothing_sigma", None) is not None:  # a SmoothedClassifier's noise
+            smoothing.append({"name": name, "sigma": _setting(m.smoothing_sigma),
+                              "denoiser_t": _setting(m.t) if getattr(
+                                  m, "smoothing_denoised", True) else None})
+        elif hasattr(m, "n_eot") and hasattr(m, "antithetic") and hasattr(m, "t"):
             purifiers.append({"name": name, "t": _setting(m.t),
                               "n_steps": _setting(getattr(m, "n_steps", None)),
                               "n_eot": _setting(m.n_eot), "antithetic": bool(m.antithetic)})
     for step in out.get("steps", []):  # the fitted estimator's own settings win
         p = step["params"]
-        if {"t", "n_steps", "n_eot", "antithetic"} <= set(p):
+        if {"sigma", "n0", "n", "alpha"} <= set(p):
+            smoothing = [{"name": step["name"], **{k: p[k] for k in ("sigma", "n0", "n", "alpha")},
+                          "denoiser_t": smoothing[0]["denoiser_t"] if smoothing else None}]
+        elif {"t", "n_steps", "n_eot", "antithetic"} <= set(p):
             purifiers = [{"name": step["name"], **{k: p[k] for k in
                                                    ("t", "n_steps", "n_eot", "antithetic")}}]
     out["purifier"] = (purifiers[0] if len(purifiers) == 1 else purifiers) or None
-    out["randomized"] = bool(getattr(module, "randomized", bool(purifiers)))
+    out["smoothing"] = smoothing[0] if smoothing else None
+    out["randomized"] = bool(getattr(module, "randomized", bool(purifiers or smoothing)))
     return out
 
 
@@ -279,7 +290,14 @@ class RobustnessReport:
 
 
 def _model_words(model):
-    """The purifier's settings in words (``""`` without a purifier or a record)."""
+    """The purifier's or the smoothing's settings in words (``""`` without either or a
+    record)."""
+    smooth = (model or {}).get("smoothing")
+    if smooth:
+        t = smooth.get("denoiser_t")
+        return (f"randomized smoothing sigma={smooth.get('sigma')}, "
+                + (f"denoiser at t={t}" if t is not None else "no denoiser")
+                + ", one noise draw per call")
     pur = (model or {}).get("purifier")
     if not pur:
         return ""
