@@ -23,8 +23,8 @@ from ._constraints import RANDOM_STATE, int_interval, real_interval
 from ._persistence import VersionedEstimatorMixin
 from ._seeding import base_seed as _base_seed
 from ._seeding import derived_seed as _derived_seed
-from .nn import (DenoiserMLP, FeaturePurifier, as_tensor, cpu_if_no_cuda, linear_beta_schedule,
-                 single_thread)
+from .nn import (DenoiserMLP, FeaturePurifier, as_tensor, check_device, cpu_if_no_cuda,
+                 linear_beta_schedule, single_thread)
 
 __all__ = ["DiffusionPurifier"]
 
@@ -33,14 +33,6 @@ logger = logging.getLogger(__name__)
 _FIT, _TRANSFORM, _ERROR, _TRAIN_PURIFY = 1, 2, 3, 4
 
 
-def _check_device(device):
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a torch device string ({exc}).") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
-    return dev
 
 
 #: Number of denoiser trainings actually run in this process (cache hits excluded).
@@ -349,7 +341,7 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         if self.t > self.n_steps:
             raise ValueError(f"t={self.t!r} must not exceed the number of diffusion steps "
                              f"n_steps={self.n_steps!r}.")
-        return _check_device(self.device)
+        return check_device(self.device)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -464,7 +456,7 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
         if t == 0 or X.shape[0] == 0:
             return np.array(X, dtype=np.float32, copy=True)
         # A model fitted on a GPU still purifies on a machine without one (on the CPU).
-        device = _check_device(cpu_if_no_cuda(self.device, type(self).__name__))
+        device = check_device(cpu_if_no_cuda(self.device, type(self).__name__))
         purifier = self.make_torch_purifier()
         if device.type != "cpu":  # a copy: the fitted denoiser_ stays on the CPU
             purifier.denoiser = copy.deepcopy(self.denoiser_).to(device)

@@ -42,7 +42,7 @@ from ._constraints import RANDOM_STATE, int_interval, real_interval
 from ._persistence import VersionedEstimatorMixin
 from ._seeding import base_seed as _base_seed
 from ._seeding import derived_seed as _derived_seed
-from .nn import FeaturePurifier, cpu_if_no_cuda, single_thread
+from .nn import FeaturePurifier, check_device, cpu_if_no_cuda, single_thread
 
 __all__ = ["SmoothedClassifier", "clopper_pearson_lower", "smoothing_timestep"]
 
@@ -340,13 +340,7 @@ class SmoothedClassifier(VersionedEstimatorMixin, MetaEstimatorMixin, Classifier
         """The torch device; for ``inference`` (a fitted model), the CPU with a warning
         when ``device`` names CUDA and this machine has none."""
         device = cpu_if_no_cuda(self.device, type(self).__name__) if inference else self.device
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device={self.device!r} is not a torch device ({exc}).") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} was requested but CUDA is not available.")
-        return dev
+        return check_device(device)
 
     def _denoise_fn(self, device):
         """``D`` as a torch function on ``device``: (M, k) -> (M, k); identity without a

@@ -21,9 +21,10 @@ compiled pipeline computes exactly what the fitted steps compute.
   :func:`mean_probability_kl`: L-inf PGD on an objective of the input, for PGD and
   TRADES adversarial training (Madry et al. 2018; Zhang et al. 2019).
 
-- :class:`single_thread`, :func:`as_tensor`, :func:`cpu_if_no_cuda`: how the
-  method's torch code runs (one intra-op thread for tiny ops; numpy arrays as
-  aligned, contiguous tensors; a GPU-fitted model on a machine without CUDA).
+- :class:`single_thread`, :func:`as_tensor`, :func:`cpu_if_no_cuda`,
+  :func:`check_device`, :func:`check_network_sizes`: how the method's torch code runs
+  (one intra-op thread for tiny ops; numpy arrays as aligned, contiguous tensors; a
+  GPU-fitted model on a machine without CUDA; devices and network sizes checked).
 
 The code lives in private modules that import torch and numpy only: ``_runtime`` (the
 two helpers above), and ``_nnls`` (the NNLS projection), ``_nnls_export`` (its
@@ -44,7 +45,7 @@ from ._diffusion import (
 from ._mlp import FeatureMLP
 from ._nnls import NNLSProjection, l2_normalize_rows, nnls
 from ._nnls_export import nnls_gram_export, solve_spd_export
-from ._runtime import as_tensor, cpu_if_no_cuda, single_thread
+from ._runtime import as_tensor, check_device, check_network_sizes, cpu_if_no_cuda, single_thread
 
 __all__ = [
     "CNN1d",
@@ -53,6 +54,8 @@ __all__ = [
     "FeaturePurifier",
     "NNLSProjection",
     "as_tensor",
+    "check_device",
+    "check_network_sizes",
     "cpu_if_no_cuda",
     "eot_noise",
     "l2_normalize_rows",

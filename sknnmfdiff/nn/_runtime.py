@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["as_tensor", "check_network_sizes", "cpu_if_no_cuda", "single_thread"]
+__all__ = ["as_tensor", "check_device", "check_network_sizes", "cpu_if_no_cuda", "single_thread"]
 
 
 class single_thread:
@@ -135,3 +135,29 @@ def check_network_sizes(dropout, **sizes):
             raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1); got {dropout!r}.")
+
+
+def check_device(device):
+    """The torch device an estimator's ``device`` parameter names.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        E.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not a torch device string, or names CUDA on a machine without it.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device string ({exc}).") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+    return dev
