@@ -666,3 +666,62 @@ def test_eps_zero_grid_attack_is_short_and_still_checked(monkeypatch):
     rep = evaluate_robustness(LinearModel(w, b), X, y, eps=0.03, eps_grid=(0.0,), progress=False,
                               **FAST)
     assert "eps_zero_equals_clean" in rep.failed_checks
+
+
+def _borderline_task(n=40, side=8, seed=3, noise_std=1.0):
+    """Samples of class 1 whose noisy linear model is barely right: w.x + b is a
+    fraction of the noise's spread, so a few draws often misjudge the clean input,
+    while eps = 0.1 moves every sample clearly across the boundary."""
+    rng = np.random.default_rng(seed)
+    d = side * side
+    w = rng.normal(size=d).astype(np.float32)
+    X = rng.uniform(0.3, 0.7, size=(n, d))
+    s0 = 0.15 * noise_std * np.linalg.norm(w)  # margin: 0.15 noise standard deviations
+    X = X + ((s0 - X @ w) / (w @ w))[:, None] * w[None, :]  # w.x = s0 exactly, b = 0
+    assert X.min() >= 0 and X.max() <= 1
+    return X.reshape(n, 1, side, side).astype(np.float32), np.ones(n, np.int64), w
+
+
+def _kept_correct(noise_std, seed, n_eot=4):
+    """Samples of the borderline task whose adversarial point the exact mean-probability
+    decision (sign(w.x), symmetric noise) still classifies correctly."""
+    X, y, w = _borderline_task(noise_std=noise_std)
+    model = LinearModel(w, 0.0, noise_std=noise_std, seed=seed)
+    x_adv, details = run_attack(model, X, y, eps=0.1, protocol="adaptive", n_eot=n_eot,
+                                square_n_eot=2, n_iter=20, n_restarts=1, square_queries=50,
+                                random_state=seed, progress=False, return_details=True)
+    assert details["config"]["attack_pool"] == "all"
+    assert exact_linf_robust(X, y, w, 0.0, 0.1) == 0.0  # every sample is breakable
+    assert (X.reshape(len(X), -1) @ w > 0).all()  # and right when clean
+    return int((x_adv.reshape(len(X), -1) @ w > 0).sum())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_randomized_samples_misjudged_at_clean_are_still_attacked(seed):
+    """A randomized model's clean judgement is an estimate from a few draws. A
+    correctly classified sample the judge calls wrong must still be attacked: kept at
+    its clean input it would be scored correct by fresh draws, although a perturbation
+    within eps breaks it (exact robust accuracy 0 here; before the fix, 40 of 40 kept
+    for seed 0)."""
+    assert _kept_correct(0.125, seed) == 0
+
+
+def test_kept_point_and_candidate_are_compared_on_the_same_draws():
+    """Under heavy noise (single draws nearly 0 or 1), two independent 4-draw losses
+    often rank the clean input above the attack's far better point; compared on the
+    same draws the attack's point wins (before: 160 of 320 kept over these seeds)."""
+    assert sum(_kept_correct(1.0, seed) for seed in range(8)) <= 8
+
+
+def test_confident_misclassification_needs_the_margin_beyond_its_interval():
+    from sknnmfdiff.evaluation._wrappers import confidently_misclassified
+
+    y = torch.tensor([0, 0, 0])
+    # per-draw probabilities of class 0: mean 0.45 with a huge spread (5 draws),
+    # mean 0.2 with a small one, and a single clearly wrong draw pattern
+    p0 = torch.tensor([[0.0, 0.18, 0.1], [0.9, 0.22, 0.1], [0.95, 0.2, 0.1],
+                       [0.0, 0.19, 0.1], [0.4, 0.21, 0.1]])
+    p = torch.stack([p0, 1 - p0], dim=2)
+    fooled = confidently_misclassified(p.log(), y)
+    assert fooled.tolist() == [False, True, True]
+    assert confidently_misclassified(p[:1].log(), y).tolist() == [True, True, True]

@@ -51,12 +51,15 @@ Two attack protocols are offered:
     2020; Lee & Kim 2023): the attacked "logits" are the log of the mean class
     probability over ``n_eot`` noise draws (:class:`MeanProbabilityLogits`), so
     APGD's gradient is an expectation over transformation and a sample counts as
-    broken only when the mean probability over fresh draws misclassifies it (no
-    lucky draw is accepted); Square queries the same mean-probability wrapper over
-    ``square_n_eot`` draws. APGD runs more iterations and restarts than the paper
-    protocol, keeps each sample's highest-loss point, and adds APGD-DLR (3+
-    classes) and targeted APGD (4+ classes). For a deterministic model it is the
-    same with ``n_eot = 1``.
+    broken only when the mean probability over fresh draws misclassifies it with
+    95 % confidence (a one-sided t bound on the per-draw margin; no lucky draw is
+    accepted); Square queries the same mean-probability wrapper over
+    ``square_n_eot`` draws. Every sample of a randomized model is attacked, also
+    one the clean judgement calls wrong (that judgement is an estimate too), and a
+    new point replaces the kept one when its loss is higher on the same draws.
+    APGD runs more iterations and restarts than the paper protocol, keeps each
+    sample's highest-loss point, and adds APGD-DLR (3+ classes) and targeted APGD
+    (4+ classes). For a deterministic model it is the same with ``n_eot = 1``.
 
 AutoAttack (``pyautoattack``) reseeds torch's global generator, keeps global
 counters in its dynamic-defence check and switches off ``sys.settrace``; every call

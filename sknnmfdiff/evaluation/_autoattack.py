@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,7 @@ from ._common import (
     _seed_int,
     _small_ops,
 )
-from ._wrappers import MeanProbabilityLogits, _GradientSafe
+from ._wrappers import MeanProbabilityLogits, _GradientSafe, confidently_misclassified
 
 _log = logging.getLogger(__name__)
 
@@ -219,6 +220,22 @@ def _set_rng_state(module, device, state):
         g.set_state(state[f"module:{k}"])
 
 
+def _judged(judge, x, y, cfg):
+    """The judge's logits and which samples it counts as misclassified.
+
+    Deterministic models and the paper protocol: the argmax. A randomized model under
+    the adaptive protocol (``cfg["success_rule"]`` says so): misclassified with 95 %
+    confidence over the judge's draws (:func:`confidently_misclassified`), so that a
+    point on the decision boundary is not counted as broken by the draws' luck.
+    """
+    if isinstance(judge, MeanProbabilityLogits) and cfg.get("attack_pool") == "all":
+        logp = judge.draw_log_probabilities(x)
+        logits = torch.logsumexp(logp, dim=0) - math.log(logp.shape[0])
+        return logits, confidently_misclassified(logp, y)
+    logits = judge(x)
+    return logits, logits.argmax(1) != y
+
+
 def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None, *, resume=None,
                   on_stage_done=None):
     """Attack one batch; returns (x_adv, broken_by list, stage counts).
@@ -243,12 +260,18 @@ def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None, *, resume=No
         adversary = _make_adversary(module, cfg, seed, device)
         x_adv = xb.clone()
         with torch.no_grad():
-            logits = judge(xb)
-            robust = logits.argmax(1) == yb
+            logits, fooled = _judged(judge, xb, yb, cfg)
+            robust = ~fooled
             best_loss = F.cross_entropy(logits.float(), yb, reduction="none")
         for i in torch.nonzero(~robust).flatten().tolist():
             broken_by[i] = "clean"
         counts["clean"] = int((~robust).sum())
+        if cfg.get("attack_pool") == "all":
+            # A randomized model's clean judgement is a Monte Carlo estimate: a sample
+            # near the boundary can be misjudged as broken, and it would then keep its
+            # clean input and be scored correct by fresh draws. Attack every sample;
+            # only an attack's output that the judge misclassifies leaves the pool.
+            robust = torch.ones_like(robust)
         counts.update({attack: 0 for attack in cfg["attacks"]})
         first = 0
         if resume is not None:
@@ -283,15 +306,25 @@ def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None, *, resume=No
                 raise ValueError(f"unknown attack {attack!r}")
             adv = adv.detach().to(xb.dtype)
             with torch.no_grad():
-                out = judge(adv)
-                fooled = out.argmax(1) != ys
+                noisy = not paper and cfg.get("randomized")
+                if noisy:
+                    # Compare the candidate with the point kept so far on the same
+                    # draws (common random numbers): two independent noisy losses
+                    # would often keep the worse point.
+                    judge_seed = _seed_int(seed, 104729, s)
+                    _reseed(module, judge_seed)
+                    kept, _ = _judged(judge, x_adv[idx], ys, cfg)
+                    best_loss[idx] = F.cross_entropy(kept.float(), ys, reduction="none")
+                    _reseed(module, judge_seed)
+                out, fooled = _judged(judge, adv, ys, cfg)
                 loss = F.cross_entropy(out.float(), ys, reduction="none")
             hit = idx[fooled]
             x_adv[hit] = adv[fooled]
             robust[hit] = False
             for i in hit.tolist():
-                broken_by[i] = attack
-            counts[attack] += int(fooled.sum())
+                if not broken_by[i]:  # a sample misjudged at clean keeps "clean"
+                    broken_by[i] = attack
+                    counts[attack] += 1
             if not paper:
                 better = (~fooled) & (loss > best_loss[idx])
                 x_adv[idx[better]] = adv[better]

@@ -172,7 +172,10 @@ def resolve_attack_config(
             "single forward pass misclassifies"
             if protocol == "paper"
             else f"mean probability over {n_eot} fresh draws misclassifies"
+            + (" with 95 % confidence (one-sided t bound on the per-draw margin)"
+               if randomized and n_eot > 1 else "")
         ),
+        "attack_pool": "all" if (protocol == "adaptive" and randomized) else "clean correct",
         "batch_size": int(batch_size),
         "random_state": int(random_state),
         "batch_seeds": "SeedSequence([random_state, batch_index]); module.manual_seed per batch",

@@ -46,10 +46,10 @@ class MeanProbabilityLogits(nn.Module):
         self.module = module
         self.n_draws = int(n_draws)
 
-    def forward(self, x):
-        """Return mean-probability log-probabilities, float32 of shape (N, n_classes)."""
+    def draw_log_probabilities(self, x):
+        """Log-probabilities of every draw, float32 of shape (n_draws, N, n_classes)."""
         if self.n_draws == 1:
-            return F.log_softmax(self.module(x).float(), dim=1)
+            return F.log_softmax(self.module(x).float(), dim=1).unsqueeze(0)
         draws = getattr(self.module, "forward_draws", None)
         if draws is not None:
             # One pass through the deterministic front (e.g. the NNLS projection)
@@ -58,7 +58,13 @@ class MeanProbabilityLogits(nn.Module):
             logits = draws(x, self.n_draws)
         else:
             logits = torch.stack([self.module(x) for _ in range(self.n_draws)])
-        logp = F.log_softmax(logits.float(), dim=2)
+        return F.log_softmax(logits.float(), dim=2)
+
+    def forward(self, x):
+        """Return mean-probability log-probabilities, float32 of shape (N, n_classes)."""
+        if self.n_draws == 1:
+            return F.log_softmax(self.module(x).float(), dim=1)
+        logp = self.draw_log_probabilities(x)
         return torch.logsumexp(logp, dim=0) - math.log(self.n_draws)
 
 
@@ -80,3 +86,43 @@ class _GradientSafe(nn.Module):
         if torch.is_grad_enabled() and x.requires_grad and not out.requires_grad:
             out = out + 0.0 * x.reshape(x.shape[0], -1).sum(1, keepdim=True)
         return out
+
+
+def confidently_misclassified(logp, y, *, level=0.95):
+    """Whether each sample's mean-probability prediction is wrong with confidence ``level``.
+
+    The decision of a randomized model is the argmax of its mean class probability,
+    which an attack can only estimate from a finite number of draws; near the
+    decision boundary the estimate misjudges. Here a sample counts as misclassified
+    only when the mean over draws of the margin ``p_y - p_c`` (true class ``y``
+    against the most probable other class ``c`` of the mean) is below 0 by more than
+    its one-sided Student-t bound: ``mean + t_level(n - 1) * sd / sqrt(n) < 0``.
+
+    Parameters
+    ----------
+    logp : torch.Tensor of shape (n_draws, N, n_classes)
+        Per-draw log-probabilities (:meth:`MeanProbabilityLogits.draw_log_probabilities`).
+    y : torch.Tensor of shape (N,), int64
+        True labels.
+    level : float, default=0.95
+        One-sided confidence in (0, 1).
+
+    Returns
+    -------
+    fooled : torch.Tensor of shape (N,), bool
+        With one draw: the draw's argmax differs from ``y`` (no interval).
+    """
+    from scipy.stats import t as student_t
+
+    p = logp.exp()
+    n = p.shape[0]
+    mean = p.mean(0)
+    other = mean.clone()
+    other[torch.arange(len(y)), y] = -1.0
+    c = other.argmax(1)
+    idx = torch.arange(len(y))
+    margin = p[:, idx, y] - p[:, idx, c]  # (n_draws, N)
+    if n == 1:
+        return margin[0] < 0
+    bound = float(student_t.ppf(level, n - 1)) * margin.std(0, unbiased=True) / math.sqrt(n)
+    return margin.mean(0) + bound < 0
