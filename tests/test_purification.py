@@ -91,6 +91,24 @@ def test_denoiser_shapes_and_row_independence(precond):
     torch.testing.assert_close(net(x[3:4], 41), out[3:4])
 
 
+@pytest.mark.parametrize("precond", [False, True])
+def test_shared_time_step_path_equals_the_per_row_path(precond):
+    """One time step for all rows (an int) folds the embedding into the first layer's
+    bias; values and input gradients equal the per-row path's."""
+    _, ab = linear_beta_schedule()
+    kw = {"alphas_cumprod": ab, "data_mean": np.full(5, 0.3), "data_scale": 0.2} if precond else {}
+    torch.manual_seed(1)
+    net = DenoiserMLP(5, hidden=16, n_layers=3, emb_dim=8, **kw)
+    x = torch.rand(40, 5, requires_grad=True)
+    per_row = net(x, torch.full((40,), 74))
+    (g_row,) = torch.autograd.grad(per_row.square().sum(), x)
+    shared = net(x, 74)
+    (g_shared,) = torch.autograd.grad(shared.square().sum(), x)
+    torch.testing.assert_close(shared, per_row, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g_shared, g_row, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(net(x, torch.tensor(74)), shared)
+
+
 def _purifier(t=41, n_eot=8, seed=0):
     _, ab = linear_beta_schedule()
     with torch.random.fork_rng():
