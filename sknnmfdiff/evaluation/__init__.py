@@ -15,8 +15,11 @@ Optional module attributes the evaluator uses when present:
     Number of classes. Inferred from one forward pass when absent.
 ``manual_seed(seed)`` : method
     Rewinds the module's own noise generator. The evaluator calls it before every
-    attacked batch, every scoring draw and every gradient evaluation, so results do
-    not depend on the batch size, on the order of the batches or on a resumed run.
+    attacked batch, every scoring draw and every gradient evaluation, so scores do
+    not depend on the batch size or the order of the batches, and a resumed run
+    gives the result of an uninterrupted one. The attack's own draws are seeded per
+    batch (``SeedSequence([random_state, batch_index])``): a different
+    ``batch_size`` attacks with other noise and can find other adversarial inputs.
 ``features(x_pixels)`` : method
     For ``space="feature"``: maps pixels ``(N, 1, H, W)`` to the module's input
     ``(N, 1, 1, k)`` (provided by the torch adapter).
