@@ -150,6 +150,10 @@ def _max_images(p, what):
 def _model_arg(p):
     p.add_argument("model", help="model file written by 'sknnmfdiff fit': .sknnmfdiff, or "
                    ".joblib from trusted sources only (joblib executes code from the file)")
+    p.add_argument("--trust", action="append", default=None, metavar="MODULE.NAME",
+                   help="load this type or function from a .sknnmfdiff file although "
+                   "sknnmfdiff does not know it (repeatable; loading it runs its code, so "
+                   "only for files and code you trust; default: none)")
 
 
 def build_parser():

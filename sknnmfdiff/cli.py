@@ -366,20 +366,27 @@ def _fit_in_stages(pipe, X, y, quiet):
     _say(f"Fitted in {time.perf_counter() - t_all:.1f} s", quiet)
 
 
-def _load_model(path):
+def _load_model(path, trusted=None):
     """A model file of ``sknnmfdiff fit`` (a dict) or a pipeline saved by ``paper``: the
-    package's format (a zip archive with a manifest) or joblib, told apart by content."""
+    package's format (a zip archive with a manifest) or joblib, told apart by content.
+    ``trusted``: the ``--trust`` names (types or functions the package format may load)."""
     import joblib
     from sklearn.pipeline import Pipeline
 
-    from .model_file import ModelFileError, is_model_file, load
+    from .model_file import ModelFileError, UntrustedTypeError, is_model_file, load
 
     p = Path(path)
     if not p.is_file():
         raise _BadInput(f"no such model file: {path}")
     if is_model_file(p):
         try:
-            blob = load(p)
+            blob = load(p, trusted=list(trusted or []))
+        except UntrustedTypeError as exc:
+            flags = " ".join(f"--trust {t}" for t in exc.types)
+            raise _BadInput(
+                f"{path} holds {len(exc.types)} type(s) or function(s) that sknnmfdiff does "
+                f"not load by default: {', '.join(exc.types)}. Loading one runs its code; if "
+                f"you trust the file and that code, rerun with {flags}") from None
         except ModelFileError as exc:
             raise _BadInput(f"cannot read model file: {exc}") from None
     else:
@@ -423,7 +430,7 @@ def _cmd_evaluate(args):
     from .evaluation import classification_metrics, evaluate_robustness
 
     _check_device(args.device)
-    blob = _load_model(args.model)
+    blob = _load_model(args.model, args.trust)
     pipe = blob["model"]
     _say(f"Loading the images of {args.data} ...", args.quiet)
     bunch = _load_folder(args.data, blob["image_size"], args.seed, args.skip_bad_images)
@@ -476,7 +483,7 @@ def _cmd_predict(args):
     from .datasets import load_images
 
     _check_device(args.device)
-    blob = _load_model(args.model)
+    blob = _load_model(args.model, args.trust)
     pipe = blob["model"]
     _set_device_and_seed(pipe, args.device, args.seed)
     X = load_images(args.images, image_size=blob["image_size"])
@@ -511,7 +518,7 @@ def _cmd_export(args):
     except ImportError as exc:
         raise _BadInput(f"ONNX export needs the onnx extra ({exc.name} is missing): "
                         "pip install 'sknnmfdiff[onnx]'") from None
-    blob = _load_model(args.model)
+    blob = _load_model(args.model, args.trust)
     side = int(blob["image_size"])
     if args.check_data is not None:  # the images first: a bad folder stops before the export
         X = _load_folder(args.check_data, side, 0, flag="--check-data").data

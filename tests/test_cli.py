@@ -93,6 +93,42 @@ def test_bad_model_file_exit_2(tmp_path, capsys):
     assert "not a model file or joblib file written by sknnmfdiff" in err
 
 
+class _Unknown:
+    """A transformer sknnmfdiff does not know (module level, so the model file can name it)."""
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def transform(self, X):
+        return np.asarray(X)
+
+    def get_params(self, deep=True):
+        return {}
+
+
+def test_model_file_with_an_unknown_type_needs_trust(tmp_path, capsys):
+    """The refusal names the type and the flag that loads it; --trust loads it."""
+    import sknnmfdiff
+    from sklearn.pipeline import Pipeline
+
+    from sknnmfdiff import make_baseline_pipeline, make_phantom_mri
+
+    b = make_phantom_mri(60, image_size=16, random_state=0)
+    base = make_baseline_pipeline(n_components=6, k=4, nmf__max_iter=30, clf__max_epochs=3)
+    pipe = Pipeline([("pre", _Unknown()), *base.steps]).fit(b.data, b.target)
+    model = sknnmfdiff.save(pipe, tmp_path / "m.sknnmfdiff")
+    img = tmp_path / "a.png"
+    Image.fromarray((b.images[0] * 255).astype(np.uint8)).save(img)
+    name = f"{__name__}._Unknown"
+    assert main(["predict", str(model), str(img)]) == 2
+    err = capsys.readouterr().err
+    assert name in err and f"rerun with --trust {name}" in err and len(err.strip().splitlines()) == 1
+    assert main(["predict", str(model), str(img), "--trust", name]) == 0
+    cls = capsys.readouterr().out.split("\t")[1]
+    assert cls == ("tumour" if pipe.predict(b.data[:1])[0] else "no tumour")
+
+
 @pytest.fixture(scope="module")
 def phantom_folder(tmp_path_factory):
     """A yes/no folder of phantom slices written as PNG."""
