@@ -313,6 +313,15 @@ def _fit_kl_mu(
     return W, H, n_iter, curve
 
 
+def _image_size_hint(got, expected):
+    """A hint naming the image sizes behind two flattened widths, when both are squares."""
+    side, want = math.isqrt(got), math.isqrt(expected)
+    if side * side != got or want * want != expected:
+        return ""
+    return (f" The rows look like {side} x {side} images flattened, the model was fitted on "
+            f"{want} x {want}: load the images with image_size={want}.")
+
+
 class KLNMFTransformer(
     VersionedEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
@@ -485,6 +494,13 @@ class KLNMFTransformer(
         return self.components_.shape[0]
 
     def _validate_X(self, X, reset):
+        expected = getattr(self, "n_features_in_", None)
+        shape = getattr(X, "shape", None)
+        if not reset and expected is not None and shape is not None and len(shape) == 2 \
+                and shape[1] != expected:
+            raise ValueError(
+                f"X has {shape[1]} features, but {type(self).__name__} is expecting "
+                f"{expected} features as input.{_image_size_hint(shape[1], expected)}")
         X = validate_data(
             self,
             X,

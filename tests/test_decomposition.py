@@ -289,3 +289,14 @@ def test_fit_does_not_depend_on_the_alignment_of_the_input():
     b = KLNMFTransformer(n_components=6, max_iter=50, random_state=0).fit(X_odd)
     np.testing.assert_array_equal(a.components_, b.components_)
     np.testing.assert_array_equal(a.transform(X), b.transform(X_odd))
+
+
+def test_wrong_image_size_names_the_sizes():
+    """Images of another size than the fit's get sklearn's message plus the two sizes."""
+    rng = np.random.default_rng(0)
+    m = KLNMFTransformer(n_components=3, max_iter=5, random_state=0).fit(rng.random((20, 64)))
+    with pytest.raises(ValueError, match=r"X has 16 features, but KLNMFTransformer is expecting "
+                       r"64 features as input\. .*4 x 4 images.*8 x 8.*image_size=8"):
+        m.transform(rng.random((3, 16)))
+    with pytest.raises(ValueError, match=r"expecting 64 features as input\.$"):
+        m.transform(rng.random((3, 15)))  # not square: no image hint
