@@ -55,6 +55,10 @@ FORMAT = "sknnmfdiff-model"
 FORMAT_VERSION = 1
 _MANIFEST, _OBJECTS, _WEIGHTS = "manifest.json", "objects.skops", "weights.safetensors"
 _MEMBERS = (_MANIFEST, _OBJECTS, _WEIGHTS)
+#: Largest uncompressed size, in bytes, that :func:`load` accepts for one entry of a model
+#: file (the manifest: 1 MiB). A model of this package is a few MB; the cap keeps a
+#: crafted archive (a "zip bomb") from filling the memory before any check has run.
+MAX_ENTRY_BYTES = {_MANIFEST: 1 << 20, _OBJECTS: 1 << 30, _WEIGHTS: 4 << 30}
 
 #: The package's types a model file may hold, by module: the ones skops does not trust
 #: on its own (it trusts scikit-learn's estimators, numpy and Python builtins). Types of
@@ -266,6 +270,12 @@ def _read_members(path):
                                  f"entry {missing[0]!r} is missing")
         if len(names) != len(set(names)):
             raise ModelFileError(f"{path} holds an entry twice")
+        for m in _MEMBERS:
+            size, cap = zf.getinfo(m).file_size, MAX_ENTRY_BYTES[m]
+            if size > cap:  # zipfile never inflates an entry beyond its declared size
+                raise ModelFileError(f"{path}: entry {m!r} declares {size} bytes, more than "
+                                     f"the {cap} a model file may hold "
+                                     "(sknnmfdiff.model_file.MAX_ENTRY_BYTES)")
         try:
             blobs = [zf.read(m) for m in _MEMBERS]
         except (zipfile.BadZipFile, OSError, EOFError) as exc:

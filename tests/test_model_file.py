@@ -341,6 +341,17 @@ def test_missing_entries_are_refused(saved, tmp_path):
         sknnmfdiff.load(_write(tmp_path / "b.sknnmfdiff", members))
 
 
+def test_an_entry_larger_than_its_cap_is_refused_before_it_is_read(saved, monkeypatch):
+    """The declared size is checked against MAX_ENTRY_BYTES before anything inflates."""
+    reads = []
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, m: reads.append(m))
+    monkeypatch.setitem(model_file.MAX_ENTRY_BYTES, "objects.skops", 100)
+    with pytest.raises(ModelFileError, match=r"entry 'objects.skops' declares \d+ bytes, more "
+                                             r"than the 100 .*MAX_ENTRY_BYTES"):
+        sknnmfdiff.load(saved)
+    assert reads == []
+
+
 @pytest.mark.parametrize("param, value, message", [
     ("width", 8, r"tensor 'features.0.weight' has shape \(128, 4\) .* in the file, but "
                  r"the estimator's parameters make \(8, 4\)"),
