@@ -240,25 +240,25 @@ class DiffusionPurifier(VersionedEstimatorMixin, OneToOneFeatureMixin, Transform
     -----
     Clean accuracy (``benchmarks/clean_accuracy_gap.py --seeds 20``, output in
     ``docs/results/clean_accuracy_gap.txt``): on the paper split of the shared MRI data
-    (1,540 training images, 128 x 128, rank 15, ``k = 10``, CNN classifier), the accuracy
+    (1,540 training images, 128 x 128, rank 15, ``k = 10``, the default MLP head), the accuracy
     of one call of the defended pipeline minus the baseline's, mean (standard deviation)
     over 20 seeds, on the 440 validation and 220 test images:
 
     ================================================  ============  ============
     purifier                                          validation    test
     ================================================  ============  ============
-    antithetic, classifier on purified (defaults)     -1.3 (2.3)    -1.3 (3.0)
-    independent draws, classifier on purified         -6.2 (1.5)    -6.6 (3.6)
-    independent draws, classifier on clean (paper)    -12.0 (3.7)   -9.2 (3.2)
+    antithetic, classifier on purified (defaults)     -0.5 (0.8)    -0.7 (1.6)
+    independent draws, classifier on purified         -5.6 (1.6)    -5.6 (1.9)
+    independent draws, classifier on clean (paper)    -9.3 (2.8)    -8.6 (3.1)
     ================================================  ============  ============
 
-    The standard deviation of one call's accuracy between calls (fresh noise) was 0.7 and
-    0.8 points with antithetic draws against 3.0 and 3.2 with independent draws: the
+    The standard deviation of one call's accuracy between calls (fresh noise) was 0.5 and
+    0.8 points with antithetic draws against 3.0 and 3.5 with independent draws: the
     ``n_eot`` noise vectors of a call are shared by its rows, and with independent draws
     their mean (standard deviation ``0.35 * 0.142`` per feature at ``t = 41``) shifts the
     whole batch, which a classifier cannot undo; antithetic pairs make that mean zero.
-    Averaging the probabilities of 20 calls narrows the gap of independent draws (to -3.4
-    and -3.6 points) but does not close it. Other options tried on a few seeds (a larger
+    Averaging the probabilities of 20 calls narrows the gap of independent draws (to -2.1
+    and -2.3 points) but does not close it. Other options tried on a few seeds (a larger
     denoiser, focusing the denoiser's training on small ``t``, 200 classifier epochs,
     weight decay, dropout, ``k = 5`` or ``15``, out-of-fold purified training features)
     did not help consistently; ``n_eot = 32`` helped, at four times the cost.
