@@ -1,5 +1,6 @@
 """The models the attacks differentiate: the EOT mean-probability wrapper and a
-pass-through that keeps a graph when a module cut it."""
+pass-through that keeps a graph when a module cut it; and the rule by which the
+adaptive attack counts a randomized model's sample as broken."""
 
 from __future__ import annotations
 
