@@ -272,12 +272,12 @@ def _read_members(path):
             raise ModelFileError(f"{path} holds an entry twice")
         for m in _MEMBERS:
             size, cap = zf.getinfo(m).file_size, MAX_ENTRY_BYTES[m]
-            if size > cap:  # zipfile never inflates an entry beyond its declared size
+            if size > cap:
                 raise ModelFileError(f"{path}: entry {m!r} declares {size} bytes, more than "
                                      f"the {cap} a model file may hold "
                                      "(sknnmfdiff.model_file.MAX_ENTRY_BYTES)")
         try:
-            blobs = [zf.read(m) for m in _MEMBERS]
+            blobs = [_read_entry(zf, m) for m in _MEMBERS]
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise ModelFileError(f"{path} is damaged: {exc}") from None
     try:
@@ -307,6 +307,20 @@ def _check_versions(path, saved):
         warn_at_caller(f"{Path(path).name} was saved with {listing}; predictions may differ "
                        "from the saved model's: refit it or install those versions.",
                        InconsistentVersionWarning)
+
+
+def _read_entry(zf, name, chunk=1 << 20):
+    """An entry's bytes, inflated ``chunk`` bytes at a time.
+
+    ``ZipFile.read`` inflates as much as the compressed data gives (up to 2 GiB in
+    one call) before cutting it to the declared size; read in chunks, a forged
+    declared size bounds the memory too (the CRC check then reports the damage).
+    """
+    out = bytearray()
+    with zf.open(name) as f:
+        while block := f.read(chunk):
+            out += block
+    return bytes(out)
 
 
 def _trusted_names(trusted):

@@ -725,3 +725,27 @@ def test_confident_misclassification_needs_the_margin_beyond_its_interval():
     fooled = confidently_misclassified(p.log(), y)
     assert fooled.tolist() == [False, True, True]
     assert confidently_misclassified(p[:1].log(), y).tolist() == [True, True, True]
+
+
+class _GlobalNoiseLinear(LinearModel):
+    """The borderline task's noisy linear model drawing its noise from torch's global
+    generator (no generator and no ``manual_seed`` of its own), as a user's module may."""
+
+    manual_seed = None
+
+    def forward(self, x):
+        s = (x.flatten(1) + self.noise_std * torch.randn(x[0].numel())) @ self.W + self.b
+        return torch.stack([-s / 2, s / 2], dim=1)
+
+
+def test_same_draws_also_for_a_module_drawing_from_the_global_generator():
+    """The kept point and the candidate are compared on the same draws also when the
+    module has no generator of its own (before: 80 of 320 kept over these seeds)."""
+    kept = 0
+    for seed in range(8):
+        X, y, w = _borderline_task(noise_std=1.0)
+        x_adv = run_attack(_GlobalNoiseLinear(w, 0.0, noise_std=1.0), X, y, eps=0.1,
+                           protocol="adaptive", n_eot=4, square_n_eot=2, n_iter=20, n_restarts=1,
+                           square_queries=50, random_state=seed, progress=False)
+        kept += int((x_adv.reshape(len(X), -1) @ w > 0).sum())
+    assert kept <= 8

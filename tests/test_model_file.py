@@ -345,11 +345,42 @@ def test_an_entry_larger_than_its_cap_is_refused_before_it_is_read(saved, monkey
     """The declared size is checked against MAX_ENTRY_BYTES before anything inflates."""
     reads = []
     monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, m: reads.append(m))
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, m, *a, **k: reads.append(m))
     monkeypatch.setitem(model_file.MAX_ENTRY_BYTES, "objects.skops", 100)
     with pytest.raises(ModelFileError, match=r"entry 'objects.skops' declares \d+ bytes, more "
                                              r"than the 100 .*MAX_ENTRY_BYTES"):
         sknnmfdiff.load(saved)
     assert reads == []
+
+
+def test_a_forged_declared_size_bounds_what_is_inflated(saved, tmp_path):
+    """An entry whose central directory declares fewer bytes than its data inflates to is
+    refused as damaged without inflating the rest (ZipFile.read inflates it all first)."""
+    import struct
+    import tracemalloc
+
+    with zipfile.ZipFile(saved) as zf:
+        members = {m: zf.read(m) for m in zf.namelist()}
+    bomb = tmp_path / "bomb.sknnmfdiff"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, blob in members.items():
+            zf.writestr(name, bytes(64 << 20) if name == "objects.skops" else blob)
+    data = bytearray(bomb.read_bytes())
+    i = data.find(b"PK\x01\x02")
+    while i >= 0:  # central directory headers: declare 1000 bytes for objects.skops
+        n = struct.unpack_from("<H", data, i + 28)[0]
+        if bytes(data[i + 46:i + 46 + n]) == b"objects.skops":
+            struct.pack_into("<I", data, i + 24, 1000)
+        i = data.find(b"PK\x01\x02", i + 4)
+    bomb.write_bytes(bytes(data))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match="damaged"):
+            sknnmfdiff.load(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
 
 
 @pytest.mark.parametrize("param, value, message", [

@@ -311,10 +311,14 @@ def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None, *, resume=No
                     # Compare the candidate with the point kept so far on the same
                     # draws (common random numbers): two independent noisy losses
                     # would often keep the worse point.
+                    # Both generators are rewound: a module without its own
+                    # generator draws from torch's global one.
                     judge_seed = _seed_int(seed, 104729, s)
+                    torch.manual_seed(judge_seed)
                     _reseed(module, judge_seed)
                     kept, _ = _judged(judge, x_adv[idx], ys, cfg)
                     best_loss[idx] = F.cross_entropy(kept.float(), ys, reduction="none")
+                    torch.manual_seed(judge_seed)
                     _reseed(module, judge_seed)
                 out, fooled = _judged(judge, adv, ys, cfg)
                 loss = F.cross_entropy(out.float(), ys, reduction="none")
