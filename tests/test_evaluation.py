@@ -749,3 +749,16 @@ def test_same_draws_also_for_a_module_drawing_from_the_global_generator():
                            square_queries=50, random_state=seed, progress=False)
         kept += int((x_adv.reshape(len(X), -1) @ w > 0).sum())
     assert kept <= 8
+
+
+def test_one_eot_draw_on_a_randomized_model_warns(caplog):
+    """With n_eot = 1 the confidence rule cannot apply: the config says so in a warning."""
+    X, y, w = _borderline_task(n=4)
+    model = LinearModel(w, 0.0, noise_std=1.0, seed=0)
+    with caplog.at_level("WARNING", logger="sknnmfdiff.evaluation"):
+        resolve_attack_config(model, torch.as_tensor(X), protocol="adaptive", n_eot=1)
+    assert "n_eot=1 on a randomized model" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sknnmfdiff.evaluation"):
+        resolve_attack_config(model, torch.as_tensor(X), protocol="adaptive", n_eot=2)
+    assert "n_eot=1" not in caplog.text

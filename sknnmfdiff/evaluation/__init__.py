@@ -56,7 +56,8 @@ Two attack protocols are offered:
     APGD's gradient is an expectation over transformation and a sample counts as
     broken only when the mean probability over fresh draws misclassifies it with
     95 % confidence (a one-sided t bound on the per-draw margin; no lucky draw is
-    accepted); Square queries the same mean-probability wrapper over
+    accepted, given ``n_eot >= 2``: with one draw the rule is that draw's argmax, and
+    a warning says so); Square queries the same mean-probability wrapper over
     ``square_n_eot`` draws. Every sample of a randomized model is attacked, also
     one the clean judgement calls wrong (that judgement is an estimate too), and a
     new point replaces the kept one when its loss is higher on the same draws.

@@ -124,6 +124,10 @@ def resolve_attack_config(
     if protocol == "adaptive" and randomized:
         n_eot = pick(n_eot, "n_eot")
         square_n_eot = pick(square_n_eot, "square_n_eot")
+        if n_eot == 1:
+            _log.warning("n_eot=1 on a randomized model: the adaptive attack then judges "
+                         "success on single draws, so a lucky draw counts as a break; use "
+                         "n_eot >= 2 for the confidence rule.")
     else:
         n_eot, square_n_eot = 1, 1
     eot_batch = n_eot if eot_batch is None else max(1, min(int(eot_batch), n_eot))
