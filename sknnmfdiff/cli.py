@@ -390,6 +390,10 @@ def _load_model(path, trusted=None):
         except ModelFileError as exc:
             raise _BadInput(f"cannot read model file: {exc}") from None
     else:
+        if trusted:
+            print(f"sknnmfdiff: warning: --trust does not apply to {path}: a joblib file is "
+                  "not checked at all (loading it runs any code it holds)", file=sys.stderr,
+                  flush=True)
         try:
             blob = joblib.load(p)
         except Exception as exc:  # a wrong or damaged file

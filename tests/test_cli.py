@@ -127,6 +127,11 @@ def test_model_file_with_an_unknown_type_needs_trust(tmp_path, capsys):
     assert main(["predict", str(model), str(img), "--trust", name]) == 0
     cls = capsys.readouterr().out.split("\t")[1]
     assert cls == ("tumour" if pipe.predict(b.data[:1])[0] else "no tumour")
+    import joblib  # --trust means nothing for joblib, which is not checked: say so
+
+    joblib.dump(pipe, tmp_path / "m.joblib")
+    assert main(["predict", str(tmp_path / "m.joblib"), str(img), "--trust", name]) == 0
+    assert "--trust does not apply" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
