@@ -224,7 +224,7 @@ def _judged(judge, x, y, cfg):
     """The judge's logits and which samples it counts as misclassified.
 
     Deterministic models and the paper protocol: the argmax. A randomized model under
-    the adaptive protocol (``cfg["success_rule"]`` says so): misclassified with 95 %
+    the adaptive protocol (``cfg["attack_pool"] == "all"``): misclassified with 95 %
     confidence over the judge's draws (:func:`confidently_misclassified`), so that a
     point on the decision boundary is not counted as broken by the draws' luck.
     """
