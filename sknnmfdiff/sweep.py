@@ -41,6 +41,7 @@ import itertools
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -422,6 +423,9 @@ def _curve_cells(summary, cfg):
     return cells
 
 
+_LOKY_RECYCLED = "A worker stopped while some jobs were given to the executor"
+
+
 def _run_tasks(cfg, calls, n_total, desc, quiet):
     """Run ``calls`` (delayed tasks) on the chosen backend; yields each task's result."""
     from joblib import Parallel, parallel_config
@@ -448,9 +452,14 @@ def _run_tasks(cfg, calls, n_total, desc, quiet):
                     cluster.close()
                 dask_log.setLevel(level)
         else:
-            for res in Parallel(n_jobs=cfg.n_jobs, return_as="generator_unordered")(calls):
-                bar.update(len(res) if isinstance(res, list) else 1)
-                yield res
+            with warnings.catch_warnings():
+                # loky recycles a worker whose memory grew (torch's do) and reports it
+                # with a generic "worker stopped ... memory leak" UserWarning although
+                # nothing is lost (joblib issue 883, loky pull request 641): not shown.
+                warnings.filterwarnings("ignore", message=_LOKY_RECYCLED, category=UserWarning)
+                for res in Parallel(n_jobs=cfg.n_jobs, return_as="generator_unordered")(calls):
+                    bar.update(len(res) if isinstance(res, list) else 1)
+                    yield res
     finally:
         bar.close()
 

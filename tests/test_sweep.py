@@ -236,3 +236,27 @@ def test_an_extended_grid_reuses_every_finished_cell(tmp_path):
     with open(out / "cells.csv") as fh:
         header = next(csv.reader(fh))
     assert header[:5] == ["n_components", "k", "t", "n_eot", "fold"]
+
+
+def test_loky_worker_recycling_notice_is_not_shown_other_warnings_are():
+    """loky's generic "worker stopped ... memory leak" notice when it recycles a worker
+    is held back during the local run; any other warning still reaches the user."""
+    import types
+    import warnings
+
+    from joblib import delayed
+
+    from sknnmfdiff.sweep import _run_tasks
+
+    def task(msg):
+        warnings.warn(msg, UserWarning)
+        return 1
+
+    cfg = types.SimpleNamespace(backend="local", n_jobs=1)
+    calls = [delayed(task)("A worker stopped while some jobs were given to the executor. "
+                           "This can be caused by a too short worker timeout or by a memory "
+                           "leak."), delayed(task)("something else")]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert sum(_run_tasks(cfg, calls, 2, "t", True)) == 2
+    assert [str(w.message) for w in seen] == ["something else"]
