@@ -107,6 +107,9 @@ def test_shared_time_step_path_equals_the_per_row_path(precond):
     torch.testing.assert_close(shared, per_row, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(g_shared, g_row, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(net(x, torch.tensor(74)), shared)
+    torch.testing.assert_close(net(x, torch.tensor([74])), shared)  # one step as a vector
+    with pytest.raises(ValueError, match=r"one time step or one per row \(40\), got shape \(3,\)"):
+        net(x, torch.full((3,), 74))
 
 
 def _purifier(t=41, n_eot=8, seed=0):

@@ -189,9 +189,10 @@ class DenoiserMLP(nn.Module):
     Notes
     -----
     ``forward(x_t, t)``: ``x_t`` float tensor of shape (N, k); ``t`` an int or an integer
-    tensor of shape (N,) or () in ``1 .. T`` (an int or a 0-d tensor, one step shared by all
-    rows, takes a faster path with the same result up to float rounding); returns a tensor
-    of shape (N, k) and the dtype of ``x_t``. Rows are processed independently.
+    tensor of shape (N,), (1,) or () in ``1 .. T`` (an int, a 0-d or a 1-element tensor: one
+    step shared by all rows, which takes a faster path with the same result up to float
+    rounding); returns a tensor of shape (N, k) and the dtype of ``x_t``; any other shape of
+    ``t`` raises ValueError. Rows are processed independently.
     """
 
     def __init__(
@@ -255,6 +256,11 @@ class DenoiserMLP(nn.Module):
     def forward(self, x_t, t):
         n = x_t.shape[0]
         t = torch.as_tensor(t, device=x_t.device)
+        if t.ndim == 1 and t.shape[0] == 1:
+            t = t.reshape(())  # one step given as a 1-element vector: shared by all rows
+        if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != n):
+            raise ValueError(f"t must be one time step or one per row ({n}), got shape "
+                             f"{tuple(t.shape)}.")
         shared = t.ndim == 0  # one time step for every row: the fast path
         t = t.reshape(1) if shared else t
         emb = sinusoidal_embedding(t, self.emb_dim).to(x_t.dtype)
