@@ -235,7 +235,7 @@ class DenoiserMLP(nn.Module):
             self.data_scale = scale
 
     def _network(self, u, emb):
-        """``F([u, emb])``; ``emb`` of shape (1, emb_dim) is shared by every row.
+        """``F([u, emb])``; ``emb`` has one row per row of ``u``, or one row shared by all.
 
         With one shared time step the embedding's share of the first layer is the
         same for all rows: it is computed once and added as a bias instead of being
@@ -261,13 +261,10 @@ class DenoiserMLP(nn.Module):
         if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != n):
             raise ValueError(f"t must be one time step or one per row ({n}), got shape "
                              f"{tuple(t.shape)}.")
-        shared = t.ndim == 0  # one time step for every row: the fast path
-        t = t.reshape(1) if shared else t
+        t = t.reshape(1) if t.ndim == 0 else t  # one row: shared (the fast path in _network)
         emb = sinusoidal_embedding(t, self.emb_dim).to(x_t.dtype)
         if not self.preconditioned:
-            if shared:
-                return self._network(x_t, emb)
-            return self.head(self.body(torch.cat([x_t, emb], dim=1)))
+            return self._network(x_t, emb)
         sigma = self.sigmas[t.long() - 1][:, None]  # float64 (N, 1), or (1, 1) when shared
         s2 = self.data_scale**2
         c_skip = (s2 / (sigma**2 + s2)).to(x_t.dtype)
@@ -276,10 +273,7 @@ class DenoiserMLP(nn.Module):
         inv_sqrt_ab = torch.sqrt(1.0 + sigma**2).to(x_t.dtype)  # 1 / sqrt(alpha_bar_t)
         mu = self.data_mean.to(x_t.dtype)
         y = x_t * inv_sqrt_ab - mu
-        if shared:
-            f = self._network(c_in * y, emb)
-        else:
-            f = self.head(self.body(torch.cat([c_in * y, emb], dim=1)))
+        f = self._network(c_in * y, emb)
         return mu + c_skip * y + c_out * f
 
 
