@@ -178,3 +178,27 @@ def test_projection_cuda_matches_cpu():
     cpu = proj(torch.tensor(X, dtype=torch.float32))
     gpu = proj.to("cuda")(torch.tensor(X, dtype=torch.float32, device="cuda"))
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-6)
+
+
+def test_projection_keeps_its_gram_matrix_only_while_the_basis_is_unchanged():
+    """The float64 basis and Gram matrix are kept between calls; an in-place change of
+    ``components`` (as ``load_state_dict`` makes) is seen, and a pickled module does
+    not carry the kept copy."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    H = torch.as_tensor(rng.uniform(0, 1, size=(4, 30)), dtype=torch.float32)
+    X = torch.as_tensor(rng.uniform(0, 1, size=(5, 30)), dtype=torch.float32)
+    proj = NNLSProjection(H, normalize=False)
+    first = proj(X)
+    np.testing.assert_array_equal(first.numpy(), nnls(X, H).numpy())
+    assert proj._gram_cache is not None
+    H2 = torch.as_tensor(rng.uniform(0, 1, size=(4, 30)), dtype=torch.float32)
+    proj.load_state_dict({"components": H2})
+    np.testing.assert_array_equal(proj(X).numpy(), nnls(X, H2).numpy())
+    with torch.no_grad():
+        proj.components.mul_(2.0)
+    np.testing.assert_allclose(proj(X).numpy(), nnls(X, 2 * H2).numpy(), rtol=1e-6)
+    clone = pickle.loads(pickle.dumps(proj))
+    assert clone._gram_cache is None
+    np.testing.assert_array_equal(clone(X).numpy(), proj(X).numpy())

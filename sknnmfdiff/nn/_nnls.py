@@ -219,6 +219,12 @@ def _lawson_hanson(G, b, tol, max_iter):
     return w, P, False
 
 
+def _gram(H):
+    """``(H64, G)``: the basis in float64 and its Gram matrix ``H64 @ H64.T``."""
+    H64 = H.detach().to(torch.float64)
+    return H64, H64 @ H64.T
+
+
 def _gram_rhs(X, H64, chunk=256):
     """``X @ H64.T`` in float64, converting ``X`` chunk by chunk (no full float64 copy)."""
     if X.dtype == torch.float64:
@@ -237,9 +243,8 @@ class _NNLSFunction(torch.autograd.Function):
     """``X -> argmin_{w >= 0} ||x - w H||^2`` row-wise, with the exact implicit gradient."""
 
     @staticmethod
-    def forward(ctx, X, H, max_iter):
-        H64 = H.detach().to(torch.float64)
-        G = H64 @ H64.T
+    def forward(ctx, X, H, max_iter, gram=None):
+        H64, G = gram if gram is not None else _gram(H)
         B = _gram_rhs(X.detach(), H64)
         w, P = nnls_gram(G, B, max_iter=max_iter)
         ctx.save_for_backward(H64, G, P)
@@ -254,7 +259,7 @@ class _NNLSFunction(torch.autograd.Function):
             with single_thread(G.device):
                 gb = _solve_masked(G, grad_w.to(torch.float64), P)
             grad_X = (gb @ H64).to(ctx.x_dtype)
-        return grad_X, None, None
+        return grad_X, None, None, None
 
 
 def _check_inputs(X, components):
@@ -355,6 +360,17 @@ class NNLSProjection(nn.Module):
         self.register_buffer("components", comp)
         self.normalize = bool(normalize)
         self.max_iter = max_iter
+        self._gram_cache = None
+
+    def __getstate__(self):
+        # the cache is derived from ``components``: not part of a pickled module
+        state = self.__dict__.copy()
+        state["_gram_cache"] = None
+        return state
+
+    def __setstate__(self, state):
+        state.setdefault("_gram_cache", None)  # modules pickled before the cache existed
+        super().__setstate__(state)
 
     def forward(self, X):
         """Project ``X`` (N, n_features) -> (N, r) in ``X``'s floating dtype.
@@ -362,7 +378,15 @@ class NNLSProjection(nn.Module):
         float32 in the pipeline; float64 input stays float64, so that the
         gradient can be checked against finite differences in double precision.
         """
-        W = nnls(X, self.components.to(X.device), max_iter=self.max_iter)
+        H = self.components.to(X.device)
+        _check_inputs(X, H)
+        # The float64 basis and its Gram matrix are constants of the fitted basis: kept
+        # between calls (an attack makes thousands), recomputed when the buffer changes
+        # (another tensor, device or an in-place write: its version counter moves).
+        key = (H.device, H.data_ptr(), H._version, tuple(H.shape))
+        if self._gram_cache is None or self._gram_cache[0] != key:
+            self._gram_cache = (key, *_gram(H))
+        W = _NNLSFunction.apply(X, H, self.max_iter, self._gram_cache[1:])
         W = W.to(X.dtype if X.is_floating_point() else torch.float32)
         if self.normalize:
             W = l2_normalize_rows(W)
