@@ -4,16 +4,21 @@ Fits the defended pipeline of the study (``make_paper_pipeline(random_state=0)``
 train part of the leakage-free ``paper_split``, seed 0), compiles it in each threat
 model and runs, side by side in one process, the adaptive evaluation of the test part
 (``evaluate_robustness(..., protocol="adaptive", checks=False)``, every other setting at
-its default) twice:
+its default) three ways:
 
-- ``batched``: the compiled module as built (``batch_draws=True``): the EOT draws of a
-  forward pass and the scoring draws run as one batched pass over draws x rows, on
-  single-threaded worker threads, and the evaluator's small tensor ops on one thread;
-- ``reference``: the same module with ``batch_draws=False``: one head call per draw
-  (scoring: one full call per draw), torch's intra-op threads as set (``--threads``);
-  the code path before batching.
+- ``batched``: what the package runs by default: the compiled module as built
+  (``batch_draws=True``: the EOT draws of a forward pass and the scoring draws run as
+  one batched pass over draws x rows, on single-threaded worker threads, the
+  evaluator's small tensor ops on one thread) and the ``"screened"`` schedule (a
+  short APGD-CE run on every sample first; the samples it breaks leave the pool; the
+  others get every restart, the later ones side by side as replicas);
+- ``batched-sequential``: the same module with AutoAttack's ``"sequential"`` cascade
+  (restart after restart): what batching the draws alone gives;
+- ``reference``: the code path before both: ``batch_draws=False`` (one head call per
+  draw; scoring: one full call per draw), torch's intra-op threads as set
+  (``--threads``), and the ``"sequential"`` cascade.
 
-Both use the same seed; their robust accuracies (mean-probability rule over 100 scoring
+All use the same seed; their robust accuracies (mean-probability rule over 100 scoring
 draws) are printed with the speed ratio. Then a fully checked evaluation of the batched
 module (``checks=True`` with the study's eps grid ``(0.0, 0.02, 0.05, 0.2, 0.5)`` and its
 lighter grid settings ``{"n_restarts": 1, "n_iter": 100, "square_queries": 500}``),
@@ -30,7 +35,7 @@ threads stall when other processes take the cores): compare the two paths of one
 not runs of different machines.
 
     python benchmarks/bench_attack.py [--data DIR] [--spaces feature pixel]
-        [--modes batched reference] [--no-checks] [--threads 2] [--n-test N]
+        [--modes batched batched-sequential reference] [--no-checks] [--threads 2] [--n-test N]
     python benchmarks/bench_attack.py --quick      # synthetic phantoms: a smoke run
 """
 
@@ -44,6 +49,9 @@ import numpy as np
 import torch
 
 STUDY_EPS_GRID = (0.0, 0.02, 0.05, 0.2, 0.5)
+#: mode -> (batch_draws, schedule)
+MODES = {"batched": (True, "screened"), "batched-sequential": (True, "sequential"),
+         "reference": (False, "sequential")}
 STUDY_GRID_ATTACK = {"n_restarts": 1, "n_iter": 100, "square_queries": 500}
 
 
@@ -92,8 +100,7 @@ def main():
                     help="attack only the first N test images (default: the whole test part)")
     ap.add_argument("--spaces", nargs="+", default=["feature", "pixel"],
                     choices=["feature", "pixel"])
-    ap.add_argument("--modes", nargs="+", default=["batched", "reference"],
-                    choices=["batched", "reference"])
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     ap.add_argument("--no-checks", dest="checks", action="store_false",
                     help="skip the fully checked evaluations")
     ap.add_argument("--check-settings", nargs="+", default=["study", "default"],
@@ -125,24 +132,29 @@ def main():
     for space in args.spaces:
         for mode in args.modes:
             module = to_torch_module(pipe, device="cpu", space=space)
-            module.batch_draws = mode == "batched"
-            rep, sec = _evaluate(module, Xte, y_idx, space, checks=False)
+            module.batch_draws, schedule = MODES[mode]
+            rep, sec = _evaluate(module, Xte, y_idx, space, checks=False, schedule=schedule)
             rows[space, mode] = (rep, sec)
             r = rep.robust["mean_probability"]
-            print(f"{space:>7} {mode:>9}: adaptive, checks=False  {sec:8.1f} s  "
+            print(f"{space:>7} {mode:>18}: {schedule:>10}  {sec:8.1f} s  "
                   f"(attack {rep.timings['attack']:.1f} s, scoring "
                   f"{rep.timings['clean_scoring'] + rep.timings['robust_scoring']:.1f} s)  "
                   f"robust accuracy {100 * r['accuracy']:.2f} % "
                   f"[{100 * r['accuracy_ci'][0]:.1f}, {100 * r['accuracy_ci'][1]:.1f}]  "
                   f"clean {100 * rep.clean['mean_probability']['accuracy']:.2f} %", flush=True)
-        if (space, "batched") in rows and (space, "reference") in rows:
-            (rb, tb), (rr, tr) = rows[space, "batched"], rows[space, "reference"]
-            ab = rb.robust["mean_probability"]["accuracy"]
-            ar = rr.robust["mean_probability"]["accuracy"]
-            print(f"{space:>7}   speed-up: {tr / tb:.2f}x (reference {tr:.1f} s / batched "
-                  f"{tb:.1f} s); robust accuracy batched {100 * ab:.2f} % vs reference "
-                  f"{100 * ar:.2f} % ({'equal or lower' if ab <= ar else 'HIGHER'})\n",
+        for fast, slow, what in (("batched", "reference", "batched draws + screened schedule"),
+                                 ("batched-sequential", "reference", "batched draws alone"),
+                                 ("batched", "batched-sequential", "screened schedule alone")):
+            if (space, fast) not in rows or (space, slow) not in rows:
+                continue
+            (rf, tf), (rs, ts) = rows[space, fast], rows[space, slow]
+            af = rf.robust["mean_probability"]["accuracy"]
+            a_s = rs.robust["mean_probability"]["accuracy"]
+            print(f"{space:>7}   speed-up {ts / tf:5.2f}x  {fast} vs {slow} ({what}): "
+                  f"{ts:.1f} s / {tf:.1f} s; robust accuracy {100 * af:.2f} % vs "
+                  f"{100 * a_s:.2f} % ({'equal or lower' if af <= a_s else 'HIGHER'})",
                   flush=True)
+        print(flush=True)
 
     if not args.checks:
         return

@@ -129,8 +129,8 @@ def _table(rows):
 
 def _threat(ev):
     tm = ev["threat_model"]
-    keys = ("space", "norm", "eps", "protocol", "attacks", "apgd_n_restarts", "apgd_n_iter",
-            "apgd_loss", "n_eot", "square_queries", "square_n_eot", "success_rule",
+    keys = ("space", "norm", "eps", "protocol", "attacks", "schedule", "apgd_n_restarts",
+            "apgd_n_iter", "apgd_screen_n_iter", "apgd_loss", "n_eot", "square_queries", "square_n_eot", "success_rule",
             "scoring_draws", "random_state")
     return ", ".join(f"{k}={tm[k]}" for k in keys if k in tm)
 

@@ -393,6 +393,8 @@ def _mark_synthetic(fig):
 def _attack_summary(cfg):
     """The attack settings of a :func:`~sknnmfdiff.evaluation.run_attack` config, briefly."""
     text = f"APGD {cfg['apgd_n_restarts']} x {cfg['apgd_n_iter']} it."
+    if cfg.get("apgd_screen_n_iter"):
+        text += f" after a {cfg['apgd_screen_n_iter']}-it. screen"
     if cfg["n_eot"] > 1:
         text += f", EOT {cfg['n_eot']}"
     text += f"; Square {cfg['square_queries']} queries"

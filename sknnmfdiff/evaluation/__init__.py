@@ -64,6 +64,13 @@ Two attack protocols are offered:
     APGD runs more iterations and restarts than the paper protocol, keeps each
     sample's highest-loss point, and adds APGD-DLR (3+ classes) and targeted APGD
     (4+ classes). For a deterministic model it is the same with ``n_eot = 1``.
+    Its APGD runs follow the ``"screened"`` schedule by default: a short APGD-CE
+    run (a tenth of the iterations) on every sample first, whose broken samples
+    leave the pool; every other sample then gets all the restarts (the first one,
+    then the others side by side as replicas in one call) and Square, as in
+    AutoAttack's cascade (``schedule="sequential"``, restart after restart). Same
+    attack per remaining sample, far fewer small calls; see
+    :func:`resolve_attack_config`.
 
 AutoAttack (``pyautoattack``) reseeds torch's global generator, keeps global
 counters in its dynamic-defence check and switches off ``sys.settrace``; every call

@@ -43,6 +43,7 @@ def run_attack(
     square_queries=None,
     square_n_eot=None,
     eot_batch=None,
+    schedule=None,
     batch_size=250,
     random_state=0,
     device=None,
@@ -78,6 +79,9 @@ def run_attack(
         Attack strength; ``None`` takes the protocol default
         (:data:`PAPER_DEFAULTS`, :data:`ADAPTIVE_DEFAULTS`). EOT settings apply
         to the adaptive protocol on randomized models only.
+    schedule : {"screened", "sequential"} or None
+        Order of the APGD runs; ``None``: ``"screened"`` (adaptive) or
+        ``"sequential"`` (paper). See :func:`resolve_attack_config`.
     batch_size : int, default=250
         Samples attacked together. Changing it changes the random draws, and so the
         adversarial inputs found (not the attack's strength).
@@ -125,7 +129,7 @@ def run_attack(
     cfg = resolve_attack_config(
         module, xt, eps=eps, norm=norm, protocol=protocol, n_eot=n_eot,
         n_restarts=n_restarts, n_iter=n_iter, square_queries=square_queries,
-        square_n_eot=square_n_eot, eot_batch=eot_batch, batch_size=batch_size,
+        square_n_eot=square_n_eot, eot_batch=eot_batch, schedule=schedule, batch_size=batch_size,
         random_state=random_state,
     )
     if int(yt.max()) >= cfg["n_classes"]:
@@ -185,11 +189,10 @@ def run_attack(
                 _log.info("batch %d/%d: resuming after stage %d (checkpoint)", b + 1, n_batches,
                           resume["stage"])
 
-            def on_stage(attack, r, n_left, b=b):
-                advance(b * n_stages + stages.index((attack, r)))
-                bar.set_postfix_str(f"batch {b + 1}/{n_batches}: {attack} restart {r + 1}, "
-                                    f"{n_left} left")
-                _log.debug("batch %d: %s restart %d on %d samples", b + 1, attack, r + 1, n_left)
+            def on_stage(stage, n_left, b=b):
+                advance(b * n_stages + stages.index(stage))
+                bar.set_postfix_str(f"batch {b + 1}/{n_batches}: {stage.label}, {n_left} left")
+                _log.debug("batch %d: %s on %d samples", b + 1, stage.label, n_left)
 
             def on_stage_done(state, b=b, t0=t0, before=before):
                 _save_stage(path, b, state, before + time.perf_counter() - t0)

@@ -418,9 +418,11 @@ def check_attack_plateau(module, x, y, *, cfg, robust_accuracy, factor=2, still_
     else:  # one more restart, longer and with more EOT draws; APGD only
         strong = {"n_iter": cfg["apgd_n_iter"] * factor, "n_restarts": 1,
                   "square_queries": 1, "n_eot": cfg["n_eot"] * factor, "square_n_eot": 1}
+    # The full form keeps the main attack's schedule; the nested form is one restart.
+    schedule = cfg.get("schedule") if still_correct is None else "sequential"
     kw = dict(eps=cfg["eps"], norm=cfg["norm"], protocol=cfg["protocol"], batch_size=batch_size,
               random_state=_seed_int(random_state, 31337), device=device, progress=False,
-              **strong)
+              schedule=schedule, **strong)
     xt, yt = _to_tensor(x, "x"), _to_tensor(y, "y")
     n = int(xt.shape[0])
     details = {"stronger_settings": strong, "factor": factor}

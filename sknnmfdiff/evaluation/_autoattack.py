@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -150,19 +151,12 @@ def _make_adversary(module, cfg, seed, device):
         seed=seed,
     )
     adversary.verbose = False
-    adversary.apgd.n_iter = cfg["apgd_n_iter"]
-    adversary.apgd.n_iter_orig = cfg["apgd_n_iter"]
-    adversary.apgd.n_iter_2 = max(int(0.22 * cfg["apgd_n_iter"]), 1)
-    adversary.apgd.n_iter_min = max(int(0.06 * cfg["apgd_n_iter"]), 1)
-    adversary.apgd.size_decr = max(int(0.03 * cfg["apgd_n_iter"]), 1)
+    _set_apgd_iterations(adversary.apgd, cfg["apgd_n_iter"])
     adversary.apgd.n_restarts = cfg["apgd_n_restarts"]
     adversary.apgd.eot_iter = cfg["eot_iter"]
     adversary.apgd.seed = seed
     at = adversary.apgd_targeted
-    at.n_iter = at.n_iter_orig = cfg["apgd_n_iter"]
-    at.n_iter_2 = adversary.apgd.n_iter_2
-    at.n_iter_min = adversary.apgd.n_iter_min
-    at.size_decr = adversary.apgd.size_decr
+    _set_apgd_iterations(at, cfg["apgd_n_iter"])
     at.n_restarts = 1
     at.eot_iter = cfg["eot_iter"]
     at.n_target_classes = max(1, cfg["apgd_targeted_n_target_classes"])
@@ -177,16 +171,62 @@ def _make_adversary(module, cfg, seed, device):
     return adversary
 
 
+class _Stage(NamedTuple):
+    """One stage of a batch's cascade: ``attack`` run ``replicas`` times side by side.
+
+    ``restart`` is the index of the first restart it runs (``-1``: the screening
+    run of the ``"screened"`` schedule); ``n_iter`` the APGD iterations (0 for
+    Square); ``label`` names it in progress output.
+    """
+
+    attack: str
+    restart: int
+    n_iter: int
+    replicas: int
+    label: str
+
+
 def _attack_stages(cfg):
-    """The stages of one batch's cascade in order, as ``(attack, restart)`` pairs."""
+    """The stages of one batch's cascade in order, a list of :class:`_Stage`.
+
+    ``"sequential"`` (AutoAttack's cascade, and the paper protocol): every APGD restart
+    is a stage of its own. ``"screened"``: a short APGD-CE run
+    (``cfg["apgd_screen_n_iter"]`` iterations) comes first; then the first restart;
+    then the other restarts as one stage of replicas (see :func:`_attack_batch`).
+    """
     paper = cfg["protocol"] == "paper"
+    screened = cfg.get("schedule") == "screened"
+    n_iter = cfg["apgd_n_iter"]
     stages = []
     for attack in cfg["attacks"]:
         if cfg["eps"] == 0 and attack != cfg["attacks"][0]:
             continue  # nothing can move at eps = 0; the first attack still runs the code path
-        restarts = cfg["apgd_n_restarts"] if (not paper and attack in ("apgd-ce", "apgd-dlr")) else 1
-        stages += [(attack, r) for r in range(restarts)]
+        if attack not in ("apgd-ce", "apgd-dlr"):
+            stages.append(_Stage(attack, 0, 0 if attack == "square" else n_iter, 1, attack))
+            continue
+        restarts = 1 if paper else cfg["apgd_n_restarts"]
+        if screened and attack == "apgd-ce" and cfg.get("apgd_screen_n_iter", 0) > 0:
+            stages.append(_Stage(attack, -1, cfg["apgd_screen_n_iter"], 1, f"{attack} screen"))
+        if screened and restarts > 1:
+            stages.append(_Stage(attack, 0, n_iter, 1, f"{attack} restart 1"))
+            stages.append(_Stage(attack, 1, n_iter, restarts - 1,
+                                 f"{attack} restarts 2-{restarts}"))
+        else:
+            stages += [_Stage(attack, r, n_iter, 1, f"{attack} restart {r + 1}")
+                       for r in range(restarts)]
     return stages
+
+
+#: Seed key of the screening run (restarts use their index).
+_SCREEN_KEY = 1_000_003
+
+
+def _set_apgd_iterations(apgd, n_iter):
+    """Set APGD's iteration count and the step-size schedule AutoAttack derives from it."""
+    apgd.n_iter = apgd.n_iter_orig = int(n_iter)
+    apgd.n_iter_2 = max(int(0.22 * n_iter), 1)
+    apgd.n_iter_min = max(int(0.06 * n_iter), 1)
+    apgd.size_decr = max(int(0.03 * n_iter), 1)
 
 
 def _generators(module):
@@ -236,11 +276,78 @@ def _judged(judge, x, y, cfg):
     return logits, logits.argmax(1) != y
 
 
+def _run_group(adversary, judge, module, xs, ys, kept, stage, restart, k, cfg, seed, device,
+               judge_key):
+    """Run ``k`` replicas of one stage on a pool and judge them.
+
+    ``xs``, ``ys``: the pool's clean inputs and labels; ``kept``: its points kept so
+    far. Returns, per pool sample, the chosen candidate ``adv``, whether the judge
+    counts it as broken (``fooled``), its loss, and the kept point's loss on the same
+    draws (``None`` for a deterministic judge). With ``k > 1`` the chosen candidate is
+    the broken replica of highest loss, or else the replica that gains most on the
+    kept point.
+    """
+    paper = cfg["protocol"] == "paper"
+    attack, m = stage.attack, xs.shape[0]
+    xr = xs.repeat(k, *([1] * (xs.ndim - 1))) if k > 1 else xs.clone()
+    yr = ys.repeat(k) if k > 1 else ys.clone()
+    if attack in ("apgd-ce", "apgd-dlr"):
+        apgd = adversary.apgd
+        apgd.loss = "ce" if attack == "apgd-ce" else "dlr"
+        apgd.seed = seed
+        _set_apgd_iterations(apgd, stage.n_iter)
+        if paper:
+            adv = apgd.perturb(xr, yr)
+        else:
+            # one restart at a time (k replicas of it side by side), keeping each
+            # sample's highest-loss point
+            apgd.n_restarts = 1
+            keys = (restart,) if restart >= 0 else (_SCREEN_KEY,)
+            torch.manual_seed(_seed_int(seed, *keys, cfg["attacks"].index(attack)))
+            adv = apgd.perturb(xr, yr, best_loss=True)
+    elif attack == "apgd-t":
+        adv = adversary.apgd_targeted.perturb(xr, yr)
+    elif attack == "square":
+        adv = adversary.square.perturb(xr, yr)
+    else:  # pragma: no cover - config is built internally
+        raise ValueError(f"unknown attack {attack!r}")
+    adv = adv.detach().to(xs.dtype)
+    kept_loss = None
+    with torch.no_grad():
+        if not paper and cfg.get("randomized"):
+            # Compare the candidates with the point kept so far on the same draws
+            # (common random numbers): two independent noisy losses would often keep
+            # the worse point. Both generators are rewound: a module without its own
+            # generator draws from torch's global one.
+            judge_seed = _seed_int(seed, 104729, *judge_key)
+            torch.manual_seed(judge_seed)
+            _reseed(module, judge_seed)
+            kr = kept.repeat(k, *([1] * (kept.ndim - 1))) if k > 1 else kept
+            out_k, _ = _judged(judge, kr, yr, cfg)
+            kept_loss = F.cross_entropy(out_k.float(), yr, reduction="none")
+            torch.manual_seed(judge_seed)
+            _reseed(module, judge_seed)
+        out, fooled = _judged(judge, adv, yr, cfg)
+        loss = F.cross_entropy(out.float(), yr, reduction="none")
+    if k == 1:
+        return adv, fooled, loss, kept_loss
+    fooled, loss = fooled.view(k, m), loss.view(k, m)
+    gain = loss if kept_loss is None else loss - kept_loss.view(k, m)
+    pick = torch.where(fooled.any(0),
+                       torch.where(fooled, loss, torch.full_like(loss, -math.inf)).argmax(0),
+                       gain.argmax(0))
+    cols = torch.arange(m, device=pick.device)
+    adv = adv.view(k, m, *adv.shape[1:])[pick, cols]
+    if kept_loss is not None:
+        kept_loss = kept_loss.view(k, m)[pick, cols]
+    return adv, fooled[pick, cols], loss[pick, cols], kept_loss
+
+
 def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None, *, resume=None,
                   on_stage_done=None):
     """Attack one batch; returns (x_adv, broken_by list, stage counts).
 
-    ``on_stage(attack, restart, n_left)`` is called before every stage (progress).
+    ``on_stage(stage, n_left)`` is called before every stage (a :class:`_Stage`; progress).
     ``on_stage_done(state)`` is called after every stage that attacked something, with
     the batch's state: ``stage`` (stages done, see :func:`_attack_stages`), ``x_adv``,
     ``robust``, ``best_loss`` (tensors), ``broken_by``, ``counts`` and ``rng`` (the
@@ -281,58 +388,36 @@ def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None, *, resume=No
             best_loss = resume["best_loss"].to(best_loss.device).clone()
             broken_by, counts = list(resume["broken_by"]), dict(resume["counts"])
             _set_rng_state(module, device, resume["rng"])
-        for s, (attack, r) in enumerate(_attack_stages(cfg)):
+        for s, stage in enumerate(_attack_stages(cfg)):
             idx = torch.nonzero(robust).flatten()
             if s < first or idx.numel() == 0:
                 continue
-            xs, ys = xb[idx].clone(), yb[idx].clone()
             if on_stage is not None:
-                on_stage(attack, r, int(idx.numel()))
-            if attack in ("apgd-ce", "apgd-dlr"):
-                adversary.apgd.loss = "ce" if attack == "apgd-ce" else "dlr"
-                adversary.apgd.seed = seed
-                if paper:
-                    adv = adversary.apgd.perturb(xs, ys)
-                else:
-                    # one restart at a time, keeping each sample's highest-loss point
-                    adversary.apgd.n_restarts = 1
-                    torch.manual_seed(_seed_int(seed, r, cfg["attacks"].index(attack)))
-                    adv = adversary.apgd.perturb(xs, ys, best_loss=True)
-            elif attack == "apgd-t":
-                adv = adversary.apgd_targeted.perturb(xs, ys)
-            elif attack == "square":
-                adv = adversary.square.perturb(xs, ys)
-            else:  # pragma: no cover - config is built internally
-                raise ValueError(f"unknown attack {attack!r}")
-            adv = adv.detach().to(xb.dtype)
-            with torch.no_grad():
-                noisy = not paper and cfg.get("randomized")
-                if noisy:
-                    # Compare the candidate with the point kept so far on the same
-                    # draws (common random numbers): two independent noisy losses
-                    # would often keep the worse point.
-                    # Both generators are rewound: a module without its own
-                    # generator draws from torch's global one.
-                    judge_seed = _seed_int(seed, 104729, s)
-                    torch.manual_seed(judge_seed)
-                    _reseed(module, judge_seed)
-                    kept, _ = _judged(judge, x_adv[idx], ys, cfg)
-                    best_loss[idx] = F.cross_entropy(kept.float(), ys, reduction="none")
-                    torch.manual_seed(judge_seed)
-                    _reseed(module, judge_seed)
-                out, fooled = _judged(judge, adv, ys, cfg)
-                loss = F.cross_entropy(out.float(), ys, reduction="none")
-            hit = idx[fooled]
-            x_adv[hit] = adv[fooled]
-            robust[hit] = False
-            for i in hit.tolist():
-                if not broken_by[i]:  # a sample misjudged at clean keeps "clean"
-                    broken_by[i] = attack
-                    counts[attack] += 1
-            if not paper:
-                better = (~fooled) & (loss > best_loss[idx])
-                x_adv[idx[better]] = adv[better]
-                best_loss[idx[better]] = loss[better]
+                on_stage(stage, int(idx.numel()))
+            done = 0
+            while done < stage.replicas and idx.numel() > 0:
+                # Replicas of the pool run side by side, at most batch_size rows at a time;
+                # a later group attacks only what the earlier ones left.
+                k = min(stage.replicas - done, max(1, cfg["batch_size"] // int(idx.numel())))
+                adv, fooled, loss, kept_loss = _run_group(
+                    adversary, judge, module, xb[idx], yb[idx], x_adv[idx], stage,
+                    stage.restart + done, k, cfg, seed, device,
+                    judge_key=(s,) if done == 0 else (s, done))
+                if kept_loss is not None:
+                    best_loss[idx] = kept_loss
+                hit = idx[fooled]
+                x_adv[hit] = adv[fooled]
+                robust[hit] = False
+                for i in hit.tolist():
+                    if not broken_by[i]:  # a sample misjudged at clean keeps "clean"
+                        broken_by[i] = stage.attack
+                        counts[stage.attack] += 1
+                if not paper:
+                    better = (~fooled) & (loss > best_loss[idx])
+                    x_adv[idx[better]] = adv[better]
+                    best_loss[idx[better]] = loss[better]
+                done += k
+                idx = torch.nonzero(robust).flatten()
             if on_stage_done is not None:
                 on_stage_done({"stage": s + 1, "x_adv": x_adv, "robust": robust,
                                "best_loss": best_loss, "broken_by": list(broken_by),

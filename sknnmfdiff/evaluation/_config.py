@@ -10,6 +10,9 @@ from ._common import NORMS, PROTOCOLS, SPACES, _infer_n_classes, _infer_randomiz
 _log = logging.getLogger(__name__)
 
 
+#: Orders of the APGD runs (see :func:`resolve_attack_config`).
+SCHEDULES = ("screened", "sequential")
+
 #: AutoAttack's defaults for ``version='custom'`` with ``attacks=['apgd-ce', 'square']``.
 PAPER_DEFAULTS = {
     "n_iter": 100,
@@ -45,6 +48,7 @@ def resolve_attack_config(
     square_queries=None,
     square_n_eot=None,
     eot_batch=None,
+    schedule=None,
     batch_size=250,
     random_state=0,
     space=None,
@@ -76,8 +80,22 @@ def resolve_attack_config(
     eot_batch : int or None
         Draws per wrapper forward; APGD's ``eot_iter = ceil(n_eot / eot_batch)``.
         Lower it to save memory. ``None`` means all draws in one forward.
+    schedule : {"screened", "sequential"} or None
+        Order of the APGD runs of the adaptive protocol; ``None`` takes
+        ``"screened"`` for the adaptive protocol and ``"sequential"`` for the paper
+        protocol (which only runs ``"sequential"``). ``"sequential"`` is AutoAttack's
+        cascade: restart after restart, each on the samples the earlier ones left.
+        ``"screened"`` runs first a short APGD-CE run of ``max(1, n_iter // 10)``
+        iterations on every sample; the samples it breaks (by the adaptive success
+        rule) leave the pool. Every other sample gets the whole attack: the first
+        restart, then the other ``n_restarts - 1`` restarts as replicas of it side by
+        side in one APGD call per group of at most ``batch_size`` rows (a sample is
+        broken when one of its replicas is; otherwise it keeps its highest-loss
+        point), then Square. Same attack per sample, fewer small calls: see
+        ``benchmarks/bench_attack.py``.
     batch_size : int, default=250
-        Samples attacked together (>= 1); recorded in the config.
+        Samples attacked together (>= 1); recorded in the config. Also bounds the
+        rows of one replicated APGD call of the ``"screened"`` schedule.
     random_state : int, default=0
         Seed recorded in the config; each batch's seed derives from it.
     space : {"pixel", "feature"} or None
@@ -91,12 +109,20 @@ def resolve_attack_config(
     Raises
     ------
     ValueError
-        For an unknown protocol/norm/space or out-of-range numbers.
+        For an unknown protocol/norm/space/schedule, the ``"screened"`` schedule
+        with the paper protocol, or out-of-range numbers.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
+    if schedule is None:
+        schedule = "sequential" if protocol == "paper" else "screened"
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
+    if protocol == "paper" and schedule != "sequential":
+        raise ValueError("the paper protocol runs AutoAttack's cascade only: schedule must be "
+                         f"'sequential' (or None), got {schedule!r}.")
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}.")
     if int(batch_size) < 1:
@@ -160,6 +186,8 @@ def resolve_attack_config(
         "randomized_source": randomized_source,
         "apgd_n_iter": n_iter,
         "apgd_n_restarts": n_restarts,
+        "schedule": schedule,
+        "apgd_screen_n_iter": max(1, n_iter // 10) if schedule == "screened" else 0,
         "apgd_loss": "ce on logits" if protocol == "paper" else "ce on log mean probability",
         "apgd_keeps": "first misclassified point" if protocol == "paper" else "highest-loss point",
         "apgd_targeted_n_target_classes": min(9, n_classes - 1) if "apgd-t" in attacks else 0,

@@ -48,7 +48,8 @@ def _prepare_inputs(module, X, space, image_shape, device):
     return xt
 
 
-_ATTACK_SETTINGS = {"n_eot", "n_restarts", "n_iter", "square_queries", "square_n_eot", "eot_batch"}
+_ATTACK_SETTINGS = {"n_eot", "n_restarts", "n_iter", "square_queries", "square_n_eot", "eot_batch",
+                    "schedule"}
 
 
 def _check_options(space, attack_kwargs, plateau):
@@ -207,7 +208,7 @@ def evaluate_robustness(
         :func:`check_certified_bound`).
     **attack_kwargs
         ``n_eot``, ``n_restarts``, ``n_iter``, ``square_queries``,
-        ``square_n_eot``, ``eot_batch`` (see :func:`run_attack`).
+        ``square_n_eot``, ``eot_batch``, ``schedule`` (see :func:`run_attack`).
 
     Returns
     -------
