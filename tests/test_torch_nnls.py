@@ -202,3 +202,65 @@ def test_projection_keeps_its_gram_matrix_only_while_the_basis_is_unchanged():
     clone = pickle.loads(pickle.dumps(proj))
     assert clone._gram_cache is None
     np.testing.assert_array_equal(clone(X).numpy(), proj(X).numpy())
+
+
+def test_projection_works_on_an_inference_tensor_basis():
+    """A module built (or moved) under ``torch.inference_mode`` holds an inference tensor,
+    which has no version counter: the kept Gram matrix must not need one."""
+    rng = np.random.default_rng(1)
+    H = torch.as_tensor(rng.uniform(0, 1, size=(4, 30)), dtype=torch.float32)
+    X = torch.as_tensor(rng.uniform(0, 1, size=(5, 30)), dtype=torch.float32)
+    with torch.inference_mode():
+        proj = NNLSProjection(H, normalize=False)
+        out = proj(X)
+    np.testing.assert_array_equal(out.numpy(), nnls(X, H).numpy())
+
+
+def test_projection_sees_a_new_basis_at_a_reused_address():
+    """The kept Gram matrix is keyed on the buffer; a new buffer allocated where a freed
+    one was (same address, same version 0) must not be taken for the old one."""
+    rng = np.random.default_rng(2)
+    H1 = rng.uniform(0, 1, size=(4, 30)).astype(np.float32)
+    X = torch.as_tensor(rng.uniform(0, 1, size=(5, 30)), dtype=torch.float32)
+    proj = NNLSProjection(H1, normalize=False)
+    proj(X)
+    old_ptr = proj.components.data_ptr()
+    proj.components = torch.zeros(4, 30)  # the first buffer is freed (nothing else holds it)
+    H3 = rng.uniform(0, 1, size=(4, 30)).astype(np.float32)
+    for _ in range(50):  # a fresh tensor of the same size usually lands on the freed block
+        cand = torch.from_numpy(H3).clone()
+        if cand.data_ptr() == old_ptr:
+            break
+    else:
+        cand = torch.from_numpy(H3).clone()
+    proj.components = cand
+    np.testing.assert_array_equal(proj(X).numpy(), nnls(X, torch.from_numpy(H3)).numpy())
+
+
+def test_projection_cache_is_not_deep_copied():
+    import copy
+
+    rng = np.random.default_rng(3)
+    H = torch.as_tensor(rng.uniform(0, 1, size=(4, 30)), dtype=torch.float32)
+    X = torch.as_tensor(rng.uniform(0, 1, size=(5, 30)), dtype=torch.float32)
+    proj = NNLSProjection(H, normalize=False)
+    proj(X)
+    clone = copy.deepcopy(proj)
+    assert clone._gram_cache is None
+    np.testing.assert_array_equal(clone(X).numpy(), proj(X).numpy())
+
+
+def test_projection_called_under_inference_mode_then_differentiated():
+    """A first call under ``torch.inference_mode`` (prediction) must not leave a kept
+    Gram matrix that a later call with gradients (an attack) cannot save for backward."""
+    rng = np.random.default_rng(4)
+    H = torch.as_tensor(rng.uniform(0, 1, size=(4, 30)), dtype=torch.float32)
+    X = torch.as_tensor(rng.uniform(0, 1, size=(5, 30)), dtype=torch.float32)
+    proj = NNLSProjection(H, normalize=True)
+    with torch.inference_mode():
+        proj(X)
+    Xg = X.clone().requires_grad_(True)
+    proj(Xg).sum().backward()
+    ref = X.clone().requires_grad_(True)
+    NNLSProjection(H, normalize=True)(ref).sum().backward()
+    np.testing.assert_array_equal(Xg.grad.numpy(), ref.grad.numpy())

@@ -419,7 +419,8 @@ def check_attack_plateau(module, x, y, *, cfg, robust_accuracy, factor=2, still_
         strong = {"n_iter": cfg["apgd_n_iter"] * factor, "n_restarts": 1,
                   "square_queries": 1, "n_eot": cfg["n_eot"] * factor, "square_n_eot": 1}
     # The full form keeps the main attack's schedule; the nested form is one restart.
-    schedule = cfg.get("schedule") if still_correct is None else "sequential"
+    # (a config written before schedules existed ran the sequential cascade)
+    schedule = cfg.get("schedule", "sequential") if still_correct is None else "sequential"
     kw = dict(eps=cfg["eps"], norm=cfg["norm"], protocol=cfg["protocol"], batch_size=batch_size,
               random_state=_seed_int(random_state, 31337), device=device, progress=False,
               schedule=schedule, **strong)

@@ -63,7 +63,9 @@ def _eps_grid_checks(module, x, y, *, cfg, clean_scores, rob_m, eps_grid, grid_a
     attack_kwargs = {
         "n_eot": cfg["n_eot"], "n_restarts": cfg["apgd_n_restarts"], "n_iter": cfg["apgd_n_iter"],
         "square_queries": cfg["square_queries"], "square_n_eot": cfg["square_n_eot"],
-        "eot_batch": cfg["eot_batch"], "schedule": cfg.get("schedule"),
+        "eot_batch": cfg["eot_batch"],
+        # a config written before schedules existed ran the sequential cascade
+        "schedule": cfg.get("schedule", "sequential"),
     }
     attack_kwargs.update(grid_attack_kwargs or {})
     for e in sorted(set(float(v) for v in eps_grid) | {eps}):

@@ -372,21 +372,43 @@ class NNLSProjection(nn.Module):
         state.setdefault("_gram_cache", None)  # modules pickled before the cache existed
         super().__setstate__(state)
 
+    def _gram_for(self, comp, device):
+        """``(H64, G)`` of ``comp`` on ``device``, kept between calls.
+
+        The float64 basis and its Gram matrix are constants of the fitted basis: kept
+        between calls (an attack makes thousands), recomputed when the buffer changes:
+        another tensor, dtype or device, or an in-place write through the tensor (its
+        version counter moves; a write through ``.data`` or a numpy view does not move
+        it and is not seen). The key is read from the buffer itself, not from a copy
+        moved to ``device`` (a fresh copy always has version 0, and its address can be
+        reused), and the cache holds a view of the buffer, so that its storage cannot be
+        freed and its address taken by another tensor while the key names it. Nothing is
+        kept under ``torch.inference_mode`` or for an inference-tensor buffer: an
+        inference tensor has no version counter, and one kept would break a later
+        call with gradients (inference tensors cannot be saved for backward). The cache
+        is read once into a local, so concurrent callers (the compiled module's worker
+        threads) each use one consistent entry.
+        """
+        device = torch.device(device)
+        if comp.is_inference() or torch.is_inference_mode_enabled():
+            return _gram(comp.to(device))
+        key = (device, comp.device, comp.dtype, tuple(comp.shape), comp.data_ptr(),
+               comp._version)
+        cache = self._gram_cache
+        if cache is None or cache[0] != key:
+            cache = (key, comp.detach(), *_gram(comp.to(device)))
+            self._gram_cache = cache
+        return cache[2:]
+
     def forward(self, X):
         """Project ``X`` (N, n_features) -> (N, r) in ``X``'s floating dtype.
 
         float32 in the pipeline; float64 input stays float64, so that the
         gradient can be checked against finite differences in double precision.
         """
-        H = self.components.to(X.device)
-        _check_inputs(X, H)
-        # The float64 basis and its Gram matrix are constants of the fitted basis: kept
-        # between calls (an attack makes thousands), recomputed when the buffer changes
-        # (another tensor, device or an in-place write: its version counter moves).
-        key = (H.device, H.data_ptr(), H._version, tuple(H.shape))
-        if self._gram_cache is None or self._gram_cache[0] != key:
-            self._gram_cache = (key, *_gram(H))
-        W = _NNLSFunction.apply(X, H, self.max_iter, self._gram_cache[1:])
+        comp = self.components
+        _check_inputs(X, comp)
+        W = _NNLSFunction.apply(X, comp, self.max_iter, self._gram_for(comp, X.device))
         W = W.to(X.dtype if X.is_floating_point() else torch.float32)
         if self.normalize:
             W = l2_normalize_rows(W)
