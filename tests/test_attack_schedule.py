@@ -135,3 +135,60 @@ def test_screened_is_as_strong_as_sequential_on_a_nonconvex_model():
                 left[schedule] += int((model(torch.as_tensor(x_adv)).argmax(1).numpy() == y).sum())
     assert left["sequential"] > 0  # the attack does not break everything: a real comparison
     assert left["screened"] <= left["sequential"] + 2
+
+
+def test_interrupted_screened_run_with_replica_groups_resumes_to_the_same_result(
+        tmp_path, monkeypatch):
+    """A resumed screened run equals an uninterrupted one wherever it was interrupted,
+    also inside the replica stage when it runs in several groups (the whole stage is
+    redone from the state after the stage before)."""
+    from test_resume import NoisyMLP, _mlp_task, _Stages
+
+    X, y = _mlp_task()
+    kw = dict(eps=0.02, protocol="adaptive", batch_size=15, n_eot=4, square_n_eot=2, n_iter=20,
+              n_restarts=5, square_queries=30, progress=False, return_details=True)
+    with monkeypatch.context() as m:
+        ref_calls = _Stages(m)
+        x_ref, ref = run_attack(NoisyMLP(noise_std=0.3), X, y, **kw)
+    calls = ref_calls.calls
+    # screen, restart 1, restarts 2-5 in more than one group, Square: > 4 calls a batch
+    assert len(calls) > 8 and calls[-1] == "SquareAttack"
+    first_of_last = len(calls) - calls[::-1].index("SquareAttack", 1)  # after batch 1's Square
+    for at in range(first_of_last + 2, len(calls) + 1):
+        d = tmp_path / f"at{at}"
+        with monkeypatch.context() as m:
+            _Stages(m, interrupt_at=at)
+            with pytest.raises(KeyboardInterrupt):
+                run_attack(NoisyMLP(noise_std=0.3), X, y, checkpoint_dir=d, **kw)
+        x_res, det = run_attack(NoisyMLP(noise_std=0.3), X, y, checkpoint_dir=d, **kw)
+        np.testing.assert_array_equal(x_res, x_ref, err_msg=f"interrupted at call {at}")
+        assert det["broken_by"] == ref["broken_by"] and det["counts"] == ref["counts"]
+
+
+@pytest.mark.parametrize("schedule, expected", [("screened", "screened"),
+                                                ("sequential", "sequential"),
+                                                (None, "sequential")])
+def test_checks_attack_with_the_schedule_of_the_main_attack(monkeypatch, schedule, expected):
+    """The eps grid and the full plateau check rerun the main attack's schedule; a config
+    saved before schedules existed (no ``schedule`` entry) ran AutoAttack's cascade."""
+    from sknnmfdiff.evaluation import _attack_checks, _sanity, run_sanity_checks
+
+    X, y, w, b = make_linear_task(n=20, seed=4)
+    model = LinearModel(w, b)
+    xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    x_adv, details = run_attack(model, X, y, eps=0.03, protocol="adaptive", n_iter=10,
+                                n_restarts=2, square_queries=5, progress=False,
+                                schedule=schedule or "sequential", return_details=True)
+    cfg = dict(details["config"], scoring_draws=1)
+    if schedule is None:
+        del cfg["schedule"]
+    seen = []
+    for mod in (_sanity, _attack_checks):
+        real = mod.run_attack
+        monkeypatch.setattr(mod, "run_attack", lambda *a, _real=real, **kw: (
+            seen.append(kw.get("schedule")), _real(*a, **kw))[1])
+    clean = score(model, xt, yt)
+    robust = score(model, torch.as_tensor(x_adv), yt)
+    run_sanity_checks(model, xt, yt, torch.as_tensor(x_adv), cfg=cfg, clean_scores=clean,
+                      robust_scores=robust, eps_grid=(0.01,), plateau="full")
+    assert seen and set(seen) == {expected}

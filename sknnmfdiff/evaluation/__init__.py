@@ -69,7 +69,8 @@ Two attack protocols are offered:
     leave the pool; every other sample then gets all the restarts (the first one,
     then the others side by side as replicas in one call) and Square, as in
     AutoAttack's cascade (``schedule="sequential"``, restart after restart). Same
-    attack per remaining sample, far fewer small calls; see
+    attack per remaining sample, far fewer small calls (the replicas differ in
+    their random starts and, for the purifier, share each step's noise draws); see
     :func:`resolve_attack_config`.
 
 AutoAttack (``pyautoattack``) reseeds torch's global generator, keeps global

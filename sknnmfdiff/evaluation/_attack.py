@@ -93,7 +93,10 @@ def run_attack(
         Directory receiving ``manifest.json`` (config hash over settings, model
         weights and data), one ``batch_#####.npz`` per finished batch and, inside the
         batch being attacked, ``stage_#####.npz`` after each finished stage of the
-        cascade (an APGD run or restart, Square), random states included. On a rerun
+        cascade (an APGD run or restart; the screening run, or all the replicated
+        restarts, of the ``"screened"`` schedule; Square), random states included.
+        A checkpoint written before schedules existed is of another configuration.
+        On a rerun
         with the same configuration finished batches are loaded and an interrupted
         batch continues after its last finished stage, with the result of an
         uninterrupted run: an interrupt loses at most one stage. A different

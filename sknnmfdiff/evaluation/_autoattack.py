@@ -210,7 +210,8 @@ def _attack_stages(cfg):
         if screened and restarts > 1:
             stages.append(_Stage(attack, 0, n_iter, 1, f"{attack} restart 1"))
             stages.append(_Stage(attack, 1, n_iter, restarts - 1,
-                                 f"{attack} restarts 2-{restarts}"))
+                                 f"{attack} restart 2" if restarts == 2
+                                 else f"{attack} restarts 2-{restarts}"))
         else:
             stages += [_Stage(attack, r, n_iter, 1, f"{attack} restart {r + 1}")
                        for r in range(restarts)]

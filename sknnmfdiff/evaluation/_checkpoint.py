@@ -1,7 +1,8 @@
 """Checkpoint files of finished attack batches, so an interrupted attack resumes.
 
 A finished batch is ``batch_#####.npz``. Inside a batch, the state after its last
-finished stage of the cascade (one APGD run or restart, or Square) is
+finished stage of the cascade (one APGD run or restart, the screening run or the
+replicated restarts of the ``"screened"`` schedule, or Square) is
 ``stage_#####.npz``, random states included, so that an interrupt loses at most one
 stage of one batch and the resumed batch ends as an uninterrupted one does; it is
 deleted once the batch is written.

@@ -92,7 +92,11 @@ def resolve_attack_config(
         side in one APGD call per group of at most ``batch_size`` rows (a sample is
         broken when one of its replicas is; otherwise it keeps its highest-loss
         point), then Square. Same attack per sample, fewer small calls: see
-        ``benchmarks/bench_attack.py``.
+        ``benchmarks/bench_attack.py``. The replicas differ in their random starts;
+        a module that draws one noise set per call for all rows (the purifier does)
+        gives the replicas of a call the same draws at each step, where sequential
+        restarts draw their own. A checkpoint is written after each stage, the
+        replicated restarts counting as one.
     batch_size : int, default=250
         Samples attacked together (>= 1); recorded in the config. Also bounds the
         rows of one replicated APGD call of the ``"screened"`` schedule.
