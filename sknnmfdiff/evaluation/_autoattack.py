@@ -277,8 +277,7 @@ def _judged(judge, x, y, cfg):
     return logits, logits.argmax(1) != y
 
 
-def _run_group(adversary, judge, module, xs, ys, kept, stage, restart, k, cfg, seed, device,
-               judge_key):
+def _run_group(adversary, judge, module, xs, ys, kept, stage, restart, k, cfg, seed, judge_key):
     """Run ``k`` replicas of one stage on a pool and judge them.
 
     ``xs``, ``ys``: the pool's clean inputs and labels; ``kept``: its points kept so
@@ -402,8 +401,7 @@ def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None, *, resume=No
                 k = min(stage.replicas - done, max(1, cfg["batch_size"] // int(idx.numel())))
                 adv, fooled, loss, kept_loss = _run_group(
                     adversary, judge, module, xb[idx], yb[idx], x_adv[idx], stage,
-                    stage.restart + done, k, cfg, seed, device,
-                    judge_key=(s,) if done == 0 else (s, done))
+                    stage.restart + done, k, cfg, seed, judge_key=(s,) if done == 0 else (s, done))
                 if kept_loss is not None:
                     best_loss[idx] = kept_loss
                 hit = idx[fooled]
