@@ -130,8 +130,8 @@ def _table(rows):
 def _threat(ev):
     tm = ev["threat_model"]
     keys = ("space", "norm", "eps", "protocol", "attacks", "schedule", "apgd_n_restarts",
-            "apgd_n_iter", "apgd_screen_n_iter", "apgd_loss", "n_eot", "square_queries", "square_n_eot", "success_rule",
-            "scoring_draws", "random_state")
+            "apgd_n_iter", "apgd_screen_n_iter", "apgd_loss", "n_eot", "square_queries",
+            "square_n_eot", "success_rule", "scoring_draws", "random_state")
     return ", ".join(f"{k}={tm[k]}" for k in keys
                      if k in tm and not (k == "apgd_screen_n_iter" and not tm[k]))
 

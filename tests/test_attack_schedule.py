@@ -9,7 +9,13 @@ import torch
 from sknnmfdiff.evaluation import resolve_attack_config, run_attack, score
 from sknnmfdiff.evaluation._autoattack import _attack_stages
 
-from test_evaluation import LinearModel, SineMLP, exact_linf_robust, make_linear_task
+from test_evaluation import (
+    LinearModel,
+    SineMLP,
+    exact_linf_robust,
+    exactly_robust,
+    make_linear_task,
+)
 
 
 class _Recorder:
@@ -192,3 +198,45 @@ def test_checks_attack_with_the_schedule_of_the_main_attack(monkeypatch, schedul
     run_sanity_checks(model, xt, yt, torch.as_tensor(x_adv), cfg=cfg, clean_scores=clean,
                       robust_scores=robust, eps_grid=(0.01,), plateau="full")
     assert seen and set(seen) == {expected}
+
+
+def test_a_sample_broken_by_one_replica_is_broken(monkeypatch):
+    """The replicated restarts: a sample counts as broken when any one of its replicas
+    breaks it, and keeps that replica's point. Here the screen, restart 1 and Square find
+    nothing (they return the clean input) and, of the replicas of restarts 2-3, only the
+    second one returns the exact worst case of a linear model: every breakable sample
+    must end broken by APGD-CE at that point."""
+    import pyautoattack.autopgd_base as ab
+    import pyautoattack.square as sq
+
+    X, y, w, b = make_linear_task(n=40, seed=6)
+    eps = 0.05
+    model = LinearModel(w, b)
+    with torch.no_grad():
+        correct = model(torch.as_tensor(X)).argmax(1).numpy() == y
+    sign = torch.as_tensor(np.sign(w), dtype=torch.float32).reshape(X.shape[1:])
+    calls = []
+
+    def perturb(attack, x, yy, *args, **kwargs):
+        calls.append(int(x.shape[0]))
+        out = x.clone()
+        if len(calls) == 3:  # the replicated stage: two replicas of the pool
+            m = x.shape[0] // 2
+            ysign = (2 * yy[m:] - 1).float().reshape(-1, 1, 1, 1)
+            out[m:] = (x[m:] - eps * ysign * sign).clamp(0, 1)
+        return out
+
+    monkeypatch.setattr(ab.APGDAttack, "perturb", perturb)
+    monkeypatch.setattr(sq.SquareAttack, "perturb", lambda attack, x, yy, *a, **k: x.clone())
+    x_adv, details = run_attack(model, X, y, eps=eps, protocol="adaptive", n_iter=10,
+                                n_restarts=3, square_queries=5, progress=False,
+                                return_details=True)
+    n_pool = int(correct.sum())
+    assert calls[:3] == [n_pool, n_pool, 2 * n_pool]
+    breakable = correct & ~exactly_robust(X, y, w, b, eps)
+    assert breakable.sum() > 0 and (~breakable & correct).sum() > 0
+    broken = np.array([s == "apgd-ce" for s in details["broken_by"]])
+    np.testing.assert_array_equal(broken, breakable)
+    with torch.no_grad():
+        pred = model(torch.as_tensor(x_adv)).argmax(1).numpy()
+    assert (pred[breakable] != y[breakable]).all()

@@ -84,12 +84,18 @@ def make_linear_task(n=100, side=8, seed=0, n_classes=2):
     return X, y.astype(np.int64), W, b
 
 
-def exact_linf_robust(X, y, w, b, eps):
-    """Closed-form L-inf robust accuracy of a binary linear classifier in the [0, 1] box."""
+def exactly_robust(X, y, w, b, eps):
+    """Per sample, whether a binary linear classifier is L-inf robust at ``eps`` in the
+    [0, 1] box (closed form: the box's worst corner of the ball)."""
     ysign = 2 * y - 1
     Z = X.reshape(len(X), -1).astype(np.float64)
     worst = np.clip(Z - eps * ysign[:, None] * np.sign(w)[None, :], 0, 1)
-    return np.mean(ysign * (worst @ w + b) > 0)
+    return ysign * (worst @ w + b) > 0
+
+
+def exact_linf_robust(X, y, w, b, eps):
+    """Closed-form L-inf robust accuracy of a binary linear classifier in the [0, 1] box."""
+    return np.mean(exactly_robust(X, y, w, b, eps))
 
 
 @pytest.fixture(scope="module")

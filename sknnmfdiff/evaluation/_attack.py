@@ -95,12 +95,11 @@ def run_attack(
         batch being attacked, ``stage_#####.npz`` after each finished stage of the
         cascade (an APGD run or restart; the screening run, or all the replicated
         restarts, of the ``"screened"`` schedule; Square), random states included.
-        A checkpoint written before schedules existed is of another configuration.
-        On a rerun
-        with the same configuration finished batches are loaded and an interrupted
-        batch continues after its last finished stage, with the result of an
-        uninterrupted run: an interrupt loses at most one stage. A different
-        configuration raises ``ValueError``.
+        On a rerun with the same configuration finished batches are loaded and an
+        interrupted batch continues after its last finished stage, with the result
+        of an uninterrupted run: an interrupt loses at most one stage. A different
+        configuration raises ``ValueError`` (a checkpoint written before schedules
+        existed is of another configuration).
     progress : bool, default=True
         Show a tqdm progress bar over the stages of every batch (APGD restarts,
         Square), with an ETA.

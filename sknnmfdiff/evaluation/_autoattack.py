@@ -277,6 +277,12 @@ def _judged(judge, x, y, cfg):
     return logits, logits.argmax(1) != y
 
 
+def _tile(x, k):
+    """``k`` copies of ``x`` stacked along dim 0 (replica ``j`` of row ``i`` is row
+    ``j * len(x) + i``); a copy of ``x`` for ``k = 1``."""
+    return x.repeat(k, *([1] * (x.ndim - 1)))
+
+
 def _run_group(adversary, judge, module, xs, ys, kept, stage, restart, k, cfg, seed, judge_key):
     """Run ``k`` replicas of one stage on a pool and judge them.
 
@@ -289,8 +295,7 @@ def _run_group(adversary, judge, module, xs, ys, kept, stage, restart, k, cfg, s
     """
     paper = cfg["protocol"] == "paper"
     attack, m = stage.attack, xs.shape[0]
-    xr = xs.repeat(k, *([1] * (xs.ndim - 1))) if k > 1 else xs.clone()
-    yr = ys.repeat(k) if k > 1 else ys.clone()
+    xr, yr = _tile(xs, k), _tile(ys, k)
     if attack in ("apgd-ce", "apgd-dlr"):
         apgd = adversary.apgd
         apgd.loss = "ce" if attack == "apgd-ce" else "dlr"
@@ -322,8 +327,7 @@ def _run_group(adversary, judge, module, xs, ys, kept, stage, restart, k, cfg, s
             judge_seed = _seed_int(seed, 104729, *judge_key)
             torch.manual_seed(judge_seed)
             _reseed(module, judge_seed)
-            kr = kept.repeat(k, *([1] * (kept.ndim - 1))) if k > 1 else kept
-            out_k, _ = _judged(judge, kr, yr, cfg)
+            out_k, _ = _judged(judge, _tile(kept, k), yr, cfg)
             kept_loss = F.cross_entropy(out_k.float(), yr, reduction="none")
             torch.manual_seed(judge_seed)
             _reseed(module, judge_seed)
