@@ -227,7 +227,8 @@ def test_a_sample_broken_by_one_replica_is_broken(monkeypatch):
         return out
 
     monkeypatch.setattr(ab.APGDAttack, "perturb", perturb)
-    monkeypatch.setattr(sq.SquareAttack, "perturb", lambda attack, x, yy, *a, **k: x.clone())
+    monkeypatch.setattr(sq.SquareAttack, "attack_single_run",
+                        lambda attack, x, yy: (None, x.clone()))
     x_adv, details = run_attack(model, X, y, eps=eps, protocol="adaptive", n_iter=10,
                                 n_restarts=3, square_queries=5, progress=False,
                                 return_details=True)

@@ -224,8 +224,9 @@ def test_binary_never_runs_dlr_or_targeted(task, monkeypatch):
         return orig(self, x, y, **kw)
 
     monkeypatch.setattr(APGDAttack, "perturb", spy)
-    monkeypatch.setattr(APGDAttack_targeted, "perturb",
-                        lambda *a, **k: pytest.fail("targeted APGD run on a binary task"))
+    for name in ("perturb", "attack_single_run"):
+        monkeypatch.setattr(APGDAttack_targeted, name,
+                            lambda *a, **k: pytest.fail("targeted APGD run on a binary task"))
     _, det = run_attack(model, X[:20], y[:20], eps=0.03, protocol="adaptive", n_eot=2,
                         square_n_eot=2, progress=False, return_details=True, **FAST)
     assert seen and set(seen) == {"ce"}

@@ -43,20 +43,29 @@ def _mlp_task():
 
 
 class _Stages:
-    """Counts the calls of AutoAttack's APGD and Square (one per stage of the cascade)
-    and raises KeyboardInterrupt inside call number ``interrupt_at``, as Ctrl-C would."""
+    """Counts the calls into AutoAttack's APGD and Square (one per stage of the cascade)
+    and raises KeyboardInterrupt inside call number ``interrupt_at``, as Ctrl-C would.
+
+    A stage enters through ``perturb`` or, where the adaptive protocol runs the search
+    itself, ``attack_single_run``; only the outermost call is counted."""
 
     def __init__(self, monkeypatch, interrupt_at=None):
-        self.calls, self.interrupt_at = [], interrupt_at
+        self.calls, self.interrupt_at, self._depth = [], interrupt_at, 0
         for cls in (APGDAttack, SquareAttack):
-            monkeypatch.setattr(cls, "perturb", self._wrap(cls.perturb, cls.__name__))
+            for name in ("perturb", "attack_single_run"):
+                monkeypatch.setattr(cls, name, self._wrap(getattr(cls, name), cls.__name__))
 
-    def _wrap(self, perturb, name):
+    def _wrap(self, method, name):
         def wrapped(attack, *args, **kwargs):
-            self.calls.append(name)
-            if len(self.calls) == self.interrupt_at:
-                raise KeyboardInterrupt
-            return perturb(attack, *args, **kwargs)
+            if self._depth == 0:
+                self.calls.append(name)
+                if len(self.calls) == self.interrupt_at:
+                    raise KeyboardInterrupt
+            self._depth += 1
+            try:
+                return method(attack, *args, **kwargs)
+            finally:
+                self._depth -= 1
         return wrapped
 
 

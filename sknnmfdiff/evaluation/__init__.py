@@ -63,7 +63,12 @@ Two attack protocols are offered:
     new point replaces the kept one when its loss is higher on the same draws.
     APGD runs more iterations and restarts than the paper protocol, keeps each
     sample's highest-loss point, and adds APGD-DLR (3+ classes) and targeted APGD
-    (4+ classes). For a deterministic model it is the same with ``n_eot = 1``.
+    (4+ classes, one run per target: the most probable classes other than the true
+    one). Square and targeted APGD search every sample of the pool and hand the
+    judge the point they found (AutoAttack's ``perturb`` skips a sample its own
+    first forward pass misclassifies and returns the clean input unless its last
+    pass misclassifies the point: single noisy passes, for a randomized model).
+    For a deterministic model it is the same with ``n_eot = 1``.
     Its APGD runs follow the ``"screened"`` schedule by default: a short APGD-CE
     run (a tenth of the iterations) on every sample first, whose broken samples
     leave the pool; every other sample then gets all the restarts (the first one,

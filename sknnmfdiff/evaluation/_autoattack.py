@@ -201,6 +201,16 @@ def _attack_stages(cfg):
     for attack in cfg["attacks"]:
         if cfg["eps"] == 0 and attack != cfg["attacks"][0]:
             continue  # nothing can move at eps = 0; the first attack still runs the code path
+        if attack == "apgd-t" and not paper:
+            # one replica per target class (see _run_group): side by side when
+            # screened, one target after the other (AutoAttack's order) when sequential
+            n_t = max(1, cfg["apgd_targeted_n_target_classes"])
+            if screened and n_t > 1:
+                stages.append(_Stage(attack, 0, n_iter, n_t, f"apgd-t targets 1-{n_t}"))
+            else:
+                stages += [_Stage(attack, j, n_iter, 1, f"apgd-t target {j + 1}")
+                           for j in range(n_t)]
+            continue
         if attack not in ("apgd-ce", "apgd-dlr"):
             stages.append(_Stage(attack, 0, 0 if attack == "square" else n_iter, 1, attack))
             continue
@@ -283,6 +293,35 @@ def _tile(x, k):
     return x.repeat(k, *([1] * (x.ndim - 1)))
 
 
+def _targeted_replicas(apgd_t, judge, xs, ys, stage, restart, k, cfg, seed):
+    """APGD-T (DLR-targeted loss) on ``k`` replicas of the pool, replica ``j`` aimed at
+    each sample's target ``restart + j + 1``: its ``(restart + j + 1)``-th most probable
+    class other than the true one, under the judge on the clean input (AutoAttack's
+    order of targets for a correctly classified sample). Returns each row's
+    highest-loss point.
+
+    AutoAttack's ``perturb`` attacks only the samples its first forward pass classifies
+    correctly and keeps a point only when a pass of the model misclassifies it; on a
+    randomized model those passes are single noisy estimates. Here every pool sample
+    is attacked and the judge decides on the highest-loss point (as for APGD-CE with
+    ``best_loss=True``).
+    """
+    m = xs.shape[0]
+    with torch.no_grad():
+        scores = _judged(judge, xs, ys, cfg)[0].float().clone()
+    scores[torch.arange(m, device=scores.device), ys] = -math.inf  # never the true class
+    order = scores.argsort(dim=1, descending=True)
+    targets = torch.cat([order[:, restart + j] for j in range(k)])
+    _set_apgd_iterations(apgd_t, stage.n_iter)
+    apgd_t.seed = seed
+    xr, yr = _tile(xs, k).float(), _tile(ys, k)
+    apgd_t.init_hyperparam(xr)
+    apgd_t.y_target = targets
+    torch.manual_seed(_seed_int(seed, restart, cfg["attacks"].index("apgd-t")))
+    x_best = apgd_t.attack_single_run(xr, yr)[0]
+    return x_best
+
+
 def _run_group(adversary, judge, module, xs, ys, kept, stage, restart, k, cfg, seed, judge_key):
     """Run ``k`` replicas of one stage on a pool and judge them.
 
@@ -310,8 +349,21 @@ def _run_group(adversary, judge, module, xs, ys, kept, stage, restart, k, cfg, s
             keys = (restart,) if restart >= 0 else (_SCREEN_KEY,)
             torch.manual_seed(_seed_int(seed, *keys, cfg["attacks"].index(attack)))
             adv = apgd.perturb(xr, yr, best_loss=True)
+    elif attack == "apgd-t" and not paper:
+        adv = _targeted_replicas(adversary.apgd_targeted, judge, xs, ys, stage, restart, k, cfg,
+                                 seed)
     elif attack == "apgd-t":
         adv = adversary.apgd_targeted.perturb(xr, yr)
+    elif attack == "square" and not paper:
+        # AutoAttack's perturb() attacks only the samples its own first forward pass
+        # classifies correctly and returns the clean input for every sample its last
+        # pass does not misclassify. On a randomized model both passes are single
+        # noisy estimates: the search itself is run on every sample of the pool, and
+        # the judge decides on the point it found.
+        sq = adversary.square
+        sq.init_hyperparam(xr)
+        torch.manual_seed(_seed_int(seed, restart, cfg["attacks"].index(attack)))
+        adv = sq.attack_single_run(xr, yr)[1]
     elif attack == "square":
         adv = adversary.square.perturb(xr, yr)
     else:  # pragma: no cover - config is built internally
