@@ -441,10 +441,14 @@ class CompiledPipeline(nn.Module):
             return h.reshape(hi - lo, n, -1)
 
         per_draw = n * max(int(steps[i].n_eot) for i in noisy)
-        params_grad = any(p.requires_grad for p in self.head_steps.parameters())
+        params_grad = torch.is_grad_enabled() and any(
+            p.requires_grad for p in self.head_steps.parameters())
         if z.device.type != "cpu" or params_grad:
-            # CUDA (its own parallelism) or trainable weights (the threaded pass
-            # gives the input gradient only): plain chunks on this thread.
+            # CUDA (its own parallelism) or trainable weights under grad mode (the
+            # threaded pass gives the input gradient only): plain chunks on this
+            # thread. (Without grad mode the weights are not scanned: a query of
+            # Square or the judge is a few hundred rows, where the scan was a tenth
+            # of the call.)
             chunk = max(1, int(self.max_rows) // max(1, per_draw))
             out = [run(z, lo, min(n_draws, lo + chunk)) for lo in range(0, n_draws, chunk)]
             return out[0] if len(out) == 1 else torch.cat(out)

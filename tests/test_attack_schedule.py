@@ -61,6 +61,20 @@ def test_stages_of_each_schedule():
                             ("square", 0, 1)]
 
 
+@pytest.mark.parametrize("schedule, first", [("screened", ("apgd-ce screen", 5, 1)),
+                                             ("sequential", ("apgd-ce restart 1", 50, 1))])
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_eps_zero_runs_only_the_first_stage(schedule, first, n_classes):
+    """Nothing can move an input at eps = 0: one stage runs the code path, not every
+    restart and attack."""
+    X, y, W, b = make_linear_task(n=10, side=4, n_classes=n_classes)
+    cfg = resolve_attack_config(LinearModel(W, b, noise_std=0.1), torch.as_tensor(X),
+                                protocol="adaptive", schedule=schedule, n_iter=50,
+                                n_restarts=3, eps=0.0)
+    assert _labels(cfg) == [first]
+    assert len(_labels(dict(cfg, eps=0.1))) > 3
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"protocol": "paper", "schedule": "screened"}, "paper protocol runs AutoAttack's cascade"),
     ({"protocol": "adaptive", "schedule": "fast"}, "schedule must be one of"),

@@ -193,14 +193,13 @@ def _attack_stages(cfg):
     is a stage of its own. ``"screened"``: a short APGD-CE run
     (``cfg["apgd_screen_n_iter"]`` iterations) comes first; then the first restart;
     then the other restarts as one stage of replicas (see :func:`_attack_batch`).
+    At ``eps = 0`` only the first stage (nothing can move the input).
     """
     paper = cfg["protocol"] == "paper"
     screened = cfg.get("schedule") == "screened"
     n_iter = cfg["apgd_n_iter"]
     stages = []
     for attack in cfg["attacks"]:
-        if cfg["eps"] == 0 and attack != cfg["attacks"][0]:
-            continue  # nothing can move at eps = 0; the first attack still runs the code path
         if attack == "apgd-t" and not paper:
             # one replica per target class (see _run_group): side by side when
             # screened, one target after the other (AutoAttack's order) when sequential
@@ -225,6 +224,8 @@ def _attack_stages(cfg):
         else:
             stages += [_Stage(attack, r, n_iter, 1, f"{attack} restart {r + 1}")
                        for r in range(restarts)]
+    if cfg["eps"] == 0:
+        return stages[:1]  # nothing can move at eps = 0; the first stage runs the code path
     return stages
 
 
