@@ -19,7 +19,8 @@ its default) three ways:
   (``--threads``), and the ``"sequential"`` cascade.
 
 All use the same seed; their robust accuracies (mean-probability rule over 100 scoring
-draws) are printed with the speed ratio. Then a fully checked evaluation of the batched
+draws) are printed with the speed ratio, and the seconds of each stage of the attack
+(``timings["attack_stages"]``: where the time goes). Then a fully checked evaluation of the batched
 module (``checks=True`` with the study's eps grid ``(0.0, 0.02, 0.05, 0.2, 0.5)`` and its
 lighter grid settings ``{"n_restarts": 1, "n_iter": 100, "square_queries": 500}``),
 printing the attack time, the checks time and their ratio, and every check's verdict;
@@ -142,6 +143,9 @@ def main():
                   f"robust accuracy {100 * r['accuracy']:.2f} % "
                   f"[{100 * r['accuracy_ci'][0]:.1f}, {100 * r['accuracy_ci'][1]:.1f}]  "
                   f"clean {100 * rep.clean['mean_probability']['accuracy']:.2f} %", flush=True)
+            stages = rep.timings.get("attack_stages", {})
+            print(f"{'':>27}stages: " + ", ".join(
+                f"{k} {v:.1f} s" for k, v in stages.items()), flush=True)
         for fast, slow, what in (("batched", "reference", "batched draws + screened schedule"),
                                  ("batched-sequential", "reference", "batched draws alone"),
                                  ("batched", "batched-sequential", "screened schedule alone")):

@@ -255,3 +255,37 @@ def test_a_sample_broken_by_one_replica_is_broken(monkeypatch):
     with torch.no_grad():
         pred = model(torch.as_tensor(x_adv)).argmax(1).numpy()
     assert (pred[breakable] != y[breakable]).all()
+
+
+def test_details_and_timings_record_every_stage_that_ran(tmp_path):
+    """``run_attack`` details list each stage run (label, samples entering, replicas,
+    seconds); a batch loaded from a checkpoint adds none; ``evaluate_robustness``
+    sums them per stage in ``timings["attack_stages"]``."""
+    from sknnmfdiff.evaluation import evaluate_robustness
+
+    X, y, w, b = make_linear_task(n=30, seed=8)
+    model = LinearModel(w, b)
+    kw = dict(eps=0.03, protocol="adaptive", n_iter=20, n_restarts=3, square_queries=20,
+              batch_size=20, progress=False, return_details=True)
+    _, det = run_attack(model, X, y, checkpoint_dir=tmp_path, **kw)
+    recs = det["stages"]
+    with torch.no_grad():
+        n_correct = int((model(torch.as_tensor(X[:20])).argmax(1).numpy() == y[:20]).sum())
+    first = [r for r in recs if r["batch"] == 0]
+    assert first[0]["stage"] == "apgd-ce screen" and first[0]["samples"] == n_correct
+    labels = [s.label for s in _attack_stages(det["config"])]
+    for b in (0, 1):
+        ran = [r["stage"] for r in recs if r["batch"] == b]
+        assert ran == [s for s in labels if s in ran] and ran  # in cascade order
+    assert all(r["seconds"] >= 0 and r["samples"] >= 1 for r in recs)
+    assert [r["samples"] for r in first] == sorted((r["samples"] for r in first), reverse=True)
+    assert {r["replicas"] for r in recs if r["stage"] == "apgd-ce restarts 2-3"} <= {2}
+    _, again = run_attack(model, X, y, checkpoint_dir=tmp_path, **kw)
+    assert again["n_batches_loaded"] == 2 and again["stages"] == []
+
+    rep = evaluate_robustness(model, X, y, eps=0.03, protocol="adaptive", n_iter=20,
+                              n_restarts=3, square_queries=20, batch_size=20, checks=False,
+                              progress=False)
+    stages = rep.timings["attack_stages"]
+    assert set(stages) == {r["stage"] for r in recs}
+    assert sum(stages.values()) <= rep.timings["attack"] + 1e-6

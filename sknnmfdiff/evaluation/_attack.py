@@ -106,7 +106,11 @@ def run_attack(
     return_details : bool, default=False
         Also return a dict with the config, per-sample ``broken_by``
         (``"clean"``, an attack name or ``""``), per-attack counts, per-batch
-        seconds and how many batches were loaded from the checkpoint.
+        seconds, how many batches were loaded from the checkpoint, and ``stages``:
+        one record per stage run in this call (``batch``, ``stage`` (its label,
+        e.g. ``"apgd-ce screen"``), ``samples`` entering it, ``replicas`` of each
+        (side-by-side restarts or targets) and wall-clock ``seconds``, judging and
+        checkpointing included).
 
     Returns
     -------
@@ -158,6 +162,7 @@ def run_attack(
     broken_by = [""] * n
     counts = {a: 0 for a in ["clean"] + cfg["attacks"]}
     seconds = []
+    stage_log = []  # one record per stage that ran in this call
     n_loaded = 0
     # The bar counts stages (APGD restarts, Square), so its ETA moves inside long batches.
     stages = _attack_stages(cfg)
@@ -192,6 +197,11 @@ def run_attack(
                           resume["stage"])
 
             def on_stage(stage, n_left, b=b):
+                now = time.perf_counter()
+                if stage_log and stage_log[-1]["batch"] == b:
+                    stage_log[-1]["seconds"] = now - stage_log[-1].pop("_t0")
+                stage_log.append({"batch": b, "stage": stage.label, "samples": int(n_left),
+                                  "replicas": stage.replicas, "_t0": now})
                 advance(b * n_stages + stages.index(stage))
                 bar.set_postfix_str(f"batch {b + 1}/{n_batches}: {stage.label}, {n_left} left")
                 _log.debug("batch %d: %s on %d samples", b + 1, stage.label, n_left)
@@ -203,6 +213,8 @@ def run_attack(
                 module, xt[lo:hi], yt[lo:hi], cfg, seed, dev, on_stage, resume=resume,
                 on_stage_done=on_stage_done if path is not None else None)
             sec = before + time.perf_counter() - t0
+            if stage_log and "_t0" in stage_log[-1]:
+                stage_log[-1]["seconds"] = time.perf_counter() - stage_log[-1].pop("_t0")
             x_adv[lo:hi] = xa
             if path is not None:
                 _save_batch(path, b, xa, bb, bcounts, sec)
@@ -225,5 +237,6 @@ def run_attack(
         "broken_by": broken_by,
         "counts": counts,
         "batch_seconds": seconds,
+        "stages": stage_log,
         "n_batches_loaded": n_loaded,
     }

@@ -268,6 +268,10 @@ def evaluate_robustness(
                 parts=timings.setdefault("checks_parts", {}))
     timings["total"] = time.perf_counter() - t_start
     timings["attack_batches"] = details["batch_seconds"]
+    stage_seconds = {}
+    for rec in details.get("stages", []):
+        stage_seconds[rec["stage"]] = stage_seconds.get(rec["stage"], 0.0) + rec["seconds"]
+    timings["attack_stages"] = stage_seconds
 
     # 5. The report, normalised through its strict-JSON form.
     report = RobustnessReport(

@@ -123,7 +123,10 @@ class RobustnessReport:
     timings : dict
         Wall-clock seconds per phase (``attack``, ``clean_scoring``,
         ``robust_scoring``, ``checks``, ``total``), ``attack_batches``, the
-        list of seconds per attacked batch, and ``checks_parts``, the seconds
+        list of seconds per attacked batch, ``attack_stages``, the seconds of
+        each stage of the main attack summed over the batches attacked (stage
+        label -> seconds; e.g. ``"apgd-ce screen"``, ``"square"``), and
+        ``checks_parts``, the seconds
         of each part of the checks (``autoattack_flags``, ``eps_grid``,
         ``gradients``, ``random_noise``, ``plateau``, ``batch_invariance``,
         ``transfer``; those that ran).
