@@ -155,11 +155,9 @@ def _make_adversary(module, cfg, seed, device):
     adversary.apgd.n_restarts = cfg["apgd_n_restarts"]
     adversary.apgd.eot_iter = cfg["eot_iter"]
     adversary.apgd.seed = seed
-    at = adversary.apgd_targeted
+    at = adversary.apgd_targeted  # targets and restarts: see _targeted_replicas
     _set_apgd_iterations(at, cfg["apgd_n_iter"])
-    at.n_restarts = 1
     at.eot_iter = cfg["eot_iter"]
-    at.n_target_classes = max(1, cfg["apgd_targeted_n_target_classes"])
     at.seed = seed
     sq = adversary.square
     sq.n_queries = cfg["square_queries"]
@@ -200,7 +198,7 @@ def _attack_stages(cfg):
     n_iter = cfg["apgd_n_iter"]
     stages = []
     for attack in cfg["attacks"]:
-        if attack == "apgd-t" and not paper:
+        if attack == "apgd-t":  # adaptive only
             # one replica per target class (see _run_group): side by side when
             # screened, one target after the other (AutoAttack's order) when sequential
             n_t = max(1, cfg["apgd_targeted_n_target_classes"])
@@ -350,11 +348,9 @@ def _run_group(adversary, judge, module, xs, ys, kept, stage, restart, k, cfg, s
             keys = (restart,) if restart >= 0 else (_SCREEN_KEY,)
             torch.manual_seed(_seed_int(seed, *keys, cfg["attacks"].index(attack)))
             adv = apgd.perturb(xr, yr, best_loss=True)
-    elif attack == "apgd-t" and not paper:
+    elif attack == "apgd-t":  # adaptive protocol only (see resolve_attack_config)
         adv = _targeted_replicas(adversary.apgd_targeted, judge, xs, ys, stage, restart, k, cfg,
                                  seed)
-    elif attack == "apgd-t":
-        adv = adversary.apgd_targeted.perturb(xr, yr)
     elif attack == "square" and not paper:
         # AutoAttack's perturb() attacks only the samples its own first forward pass
         # classifies correctly and returns the clean input for every sample its last
