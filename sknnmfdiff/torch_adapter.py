@@ -445,10 +445,7 @@ class CompiledPipeline(nn.Module):
             p.requires_grad for p in self.head_steps.parameters())
         if z.device.type != "cpu" or params_grad:
             # CUDA (its own parallelism) or trainable weights under grad mode (the
-            # threaded pass gives the input gradient only): plain chunks on this
-            # thread. (Without grad mode the weights are not scanned: a query of
-            # Square or the judge is a few hundred rows, where the scan was a tenth
-            # of the call.)
+            # threaded pass gives the input gradient only): plain chunks on this thread.
             chunk = max(1, int(self.max_rows) // max(1, per_draw))
             out = [run(z, lo, min(n_draws, lo + chunk)) for lo in range(0, n_draws, chunk)]
             return out[0] if len(out) == 1 else torch.cat(out)
