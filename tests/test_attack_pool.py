@@ -23,8 +23,10 @@ def _group(model, X, y, cfg, stage, k=1):
     xs, ys = torch.as_tensor(X), torch.as_tensor(y)
     judge = MeanProbabilityLogits(model, cfg["n_eot"])
     adversary = _make_adversary(model, cfg, 0, "cpu")
+    with torch.no_grad():
+        clean_logits = judge(xs)
     return _run_group(adversary, judge, model, xs, ys, xs.clone(), stage, stage.restart, k,
-                      cfg, 0, judge_key=(0,))
+                      cfg, 0, judge_key=(0,), clean_logits=clean_logits)
 
 
 def _spy(monkeypatch, cls, record):
@@ -125,3 +127,35 @@ def test_multiclass_adaptive_attack_breaks_at_least_what_autoattack_breaks():
         clean = int((model(torch.as_tensor(X)).argmax(1).numpy() == y).sum())
     assert paper < clean  # the attack does something at this eps
     assert adaptive <= paper
+
+
+@pytest.mark.parametrize("schedule, batch_size", [("sequential", 250), ("screened", 20)])
+def test_each_target_class_is_attacked_once_on_a_randomized_model(monkeypatch, schedule,
+                                                                   batch_size):
+    """The targets of a sample's APGD-T runs (one stage per target when sequential; replica
+    groups split by ``batch_size`` when screened) come from one ranking of its classes:
+    each other class at most once. Re-ranking every run on fresh noisy draws attacks
+    one class twice and never another."""
+    from pyautoattack.autopgd_base import APGDAttack_targeted
+
+    X, y, W, b = make_linear_task(n=12, side=4, n_classes=4, seed=2)
+    calls = []  # (rows attacked, their targets), one per APGD-T run
+    method = APGDAttack_targeted.attack_single_run
+
+    def spy(attack, x, yy):
+        calls.append((x.detach().flatten(1).clone(), attack.y_target.tolist()))
+        return method(attack, x, yy)
+
+    monkeypatch.setattr(APGDAttack_targeted, "attack_single_run", spy)
+    run_attack(LinearModel(W, b, noise_std=1.0, seed=0), X, y, eps=1e-4, protocol="adaptive",
+               n_iter=5, n_restarts=1, square_queries=2, n_eot=4, square_n_eot=2,
+               schedule=schedule, batch_size=batch_size, progress=False)
+    assert len(calls) > 1  # the targets were ranked more than once
+    rows = torch.as_tensor(X).flatten(1)
+    targets = {i: [] for i in range(len(X))}
+    for x, tg in calls:
+        for r, t in zip(x, tg):
+            targets[int((rows == r).all(1).nonzero()[0])].append(t)
+    for i, ts in targets.items():
+        assert y[i] not in ts
+        assert len(set(ts)) == len(ts), f"sample {i} (class {y[i]}) targeted {ts}"

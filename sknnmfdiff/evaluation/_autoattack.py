@@ -292,12 +292,14 @@ def _tile(x, k):
     return x.repeat(k, *([1] * (x.ndim - 1)))
 
 
-def _targeted_replicas(apgd_t, judge, xs, ys, stage, restart, k, cfg, seed):
+def _targeted_replicas(apgd_t, xs, ys, clean_logits, stage, restart, k, cfg, seed):
     """APGD-T (DLR-targeted loss) on ``k`` replicas of the pool, replica ``j`` aimed at
     each sample's target ``restart + j + 1``: its ``(restart + j + 1)``-th most probable
-    class other than the true one, under the judge on the clean input (AutoAttack's
-    order of targets for a correctly classified sample). Returns each row's
-    highest-loss point.
+    class other than the true one by ``clean_logits`` (the judge's logits of the clean
+    input, computed once per batch, so that every stage and replica group ranks a
+    sample's classes the same way and each target is attacked once; AutoAttack's order
+    of targets for a correctly classified sample). Returns each row's highest-loss
+    point.
 
     AutoAttack's ``perturb`` attacks only the samples its first forward pass classifies
     correctly and keeps a point only when a pass of the model misclassifies it; on a
@@ -306,8 +308,7 @@ def _targeted_replicas(apgd_t, judge, xs, ys, stage, restart, k, cfg, seed):
     ``best_loss=True``).
     """
     m = xs.shape[0]
-    with torch.no_grad():
-        scores = _judged(judge, xs, ys, cfg)[0].float().clone()
+    scores = clean_logits.detach().float().clone()
     scores[torch.arange(m, device=scores.device), ys] = -math.inf  # never the true class
     order = scores.argsort(dim=1, descending=True)
     targets = torch.cat([order[:, restart + j] for j in range(k)])
@@ -321,11 +322,13 @@ def _targeted_replicas(apgd_t, judge, xs, ys, stage, restart, k, cfg, seed):
     return x_best
 
 
-def _run_group(adversary, judge, module, xs, ys, kept, stage, restart, k, cfg, seed, judge_key):
+def _run_group(adversary, judge, module, xs, ys, kept, stage, restart, k, cfg, seed, judge_key,
+               clean_logits=None):
     """Run ``k`` replicas of one stage on a pool and judge them.
 
     ``xs``, ``ys``: the pool's clean inputs and labels; ``kept``: its points kept so
-    far. Returns, per pool sample, the chosen candidate ``adv``, whether the judge
+    far; ``clean_logits``: the judge's logits of ``xs`` from the start of the batch
+    (needed by APGD-T: its targets). Returns, per pool sample, the chosen candidate ``adv``, whether the judge
     counts it as broken (``fooled``), its loss, and the kept point's loss on the same
     draws (``None`` for a deterministic judge). With ``k > 1`` the chosen candidate is
     the broken replica of highest loss, or else the replica that gains most on the
@@ -349,8 +352,8 @@ def _run_group(adversary, judge, module, xs, ys, kept, stage, restart, k, cfg, s
             torch.manual_seed(_seed_int(seed, *keys, cfg["attacks"].index(attack)))
             adv = apgd.perturb(xr, yr, best_loss=True)
     elif attack == "apgd-t":  # adaptive protocol only (see resolve_attack_config)
-        adv = _targeted_replicas(adversary.apgd_targeted, judge, xs, ys, stage, restart, k, cfg,
-                                 seed)
+        adv = _targeted_replicas(adversary.apgd_targeted, xs, ys, clean_logits, stage, restart,
+                                 k, cfg, seed)
     elif attack == "square" and not paper:
         # AutoAttack's perturb() attacks only the samples its own first forward pass
         # classifies correctly and returns the clean input for every sample its last
@@ -454,7 +457,8 @@ def _attack_batch(module, xb, yb, cfg, seed, device, on_stage=None, *, resume=No
                 k = min(stage.replicas - done, max(1, cfg["batch_size"] // int(idx.numel())))
                 adv, fooled, loss, kept_loss = _run_group(
                     adversary, judge, module, xb[idx], yb[idx], x_adv[idx], stage,
-                    stage.restart + done, k, cfg, seed, judge_key=(s,) if done == 0 else (s, done))
+                    stage.restart + done, k, cfg, seed, judge_key=(s,) if done == 0 else (s, done),
+                    clean_logits=logits[idx])
                 if kept_loss is not None:
                     best_loss[idx] = kept_loss
                 hit = idx[fooled]
